@@ -1,0 +1,93 @@
+"""SofaCover scaling stack: one program, composed per stack by role and phase.
+
+Roles (sofacover:role): `all-in-one` (dev), `primary` (prod, us-east-1), `secondary`
+(prod-<region>, reads `prod` through a StackReference) and `edge` (prod-edge, the global
+Cloudflare edge, deployed last). See README.md and docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pulumi
+
+from config import StackConfig, load_stack_config
+
+
+def qualified(stack: str) -> str:
+    """`org/project/stack` for a StackReference; a name with a slash is taken as given."""
+    if "/" in stack:
+        return stack
+    return f"{pulumi.get_organization() or 'organization'}/{pulumi.get_project()}/{stack}"
+
+
+def _same_region(actual: str, declared: str, stack: str) -> str:
+    if actual != declared:
+        raise pulumi.RunError(
+            f"Pulumi.{pulumi.get_stack()}.yaml: sofacover:primary.region is {declared} but "
+            f"stack {stack} reports region {actual}; correct sofacover:primary.region"
+        )
+    return actual
+
+
+def regional(cfg: StackConfig) -> None:
+    import pulumi_aws as aws
+
+    from components.network import Network, NetworkArgs
+
+    tags = {"Project": pulumi.get_project(), "Environment": cfg.environment,
+            "Stack": cfg.stack, "ManagedBy": "pulumi", **cfg.tags}
+    # An explicit provider, handed to every component, so the region and default tags are
+    # decided here once; components never read the region themselves.
+    provider = aws.Provider(f"aws-{cfg.region}", region=cfg.region,
+                            default_tags=aws.ProviderDefaultTagsArgs(tags=tags))
+    opts = pulumi.ResourceOptions(providers={"aws": provider})
+    pulumi.export("region", cfg.region)
+
+    if cfg.primary is not None:
+        primary = pulumi.StackReference(f"{cfg.primary.stack}-ref",
+                                        stack_name=qualified(cfg.primary.stack))
+        pulumi.export("primaryRegion", primary.require_output("region").apply(
+            functools.partial(_same_region, declared=cfg.primary.region,
+                              stack=cfg.primary.stack)))
+        pulumi.export("primaryVpcCidr", primary.require_output("vpcCidr"))
+
+    pulumi.export("active", cfg.active)
+    if not cfg.active:
+        pulumi.log.info(f"{cfg.region} neither serves traffic nor holds a read replica in "
+                        f"phase {cfg.phase}; nothing to create yet")
+        return
+
+    assert cfg.network is not None  # the model guarantees it for regional roles
+    network = Network(f"sofacover-{cfg.stack}", NetworkArgs.from_config(cfg.network), opts)
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("vpcCidr", network.vpc_cidr)
+    pulumi.export("availabilityZones", network.availability_zones)
+    pulumi.export("publicSubnetIds", network.public_subnet_ids)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("dataSubnetIds", network.data_subnet_ids)
+    pulumi.export("privateRouteTableIds", network.private_route_table_ids)
+    pulumi.export("dbSubnetGroupName", network.db_subnet_group_name)
+    pulumi.export("cacheSubnetGroupName", network.cache_subnet_group_name)
+    pulumi.export("natPublicIps", network.nat_public_ips)
+
+
+def edge(cfg: StackConfig) -> None:
+    # The Cloudflare resources land with the edge issue; until then the stack records which
+    # regional stacks it will route to, so the rollout order is real from day one.
+    assert cfg.edge is not None
+    refs = {s: pulumi.StackReference(f"{s}-ref", stack_name=qualified(s))
+            for s in cfg.edge.region_stacks}
+    pulumi.export("zoneName", cfg.edge.zone_name)
+    pulumi.export("originRegions", {s: ref.require_output("region") for s, ref in refs.items()})
+
+
+cfg = load_stack_config()
+pulumi.export("stack", cfg.stack)
+pulumi.export("environment", cfg.environment)
+pulumi.export("role", cfg.role)
+pulumi.export("phase", cfg.phase)
+if cfg.role == "edge":
+    edge(cfg)
+else:
+    regional(cfg)

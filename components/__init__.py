@@ -1,0 +1,1 @@
+"""Pulumi component resources, one per file: `components/<name>.py` holds `<Name>` and `<Name>Args`."""

@@ -1,0 +1,328 @@
+"""Frozen pydantic models, one per concern, for the `sofacover:*` stack config keys.
+
+Field names are snake_case in Python and camelCase in the stack files (the Pulumi
+convention), e.g. `sofacover:compute.maxSize`. Every model forbids unknown keys.
+Cross-field rules raise `rule(field, message)` so the error names the exact key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from config.regions import AZ_COUNT, KNOWN_REGIONS
+
+Environment = Literal["dev", "prod"]
+Role = Literal["all-in-one", "primary", "secondary", "edge"]
+# CloudWatch Logs accepts only these retention values.
+LogRetentionDays = Literal[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+]
+PositiveInt = Annotated[int, Field(ge=1)]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+def rule(field: str, message: str) -> PydanticCustomError:
+    """A cross-field rule broken: `field` is appended to the error's key path."""
+    return PydanticCustomError("rule", message, {"field": field})
+
+
+def check_region(value: str) -> str:
+    if value not in KNOWN_REGIONS:
+        raise PydanticCustomError(
+            "unknown_region",
+            "not an AWS region this project knows; valid regions: {valid}",
+            {"valid": ", ".join(sorted(KNOWN_REGIONS))},
+        )
+    return value
+
+
+Region = Annotated[str, AfterValidator(check_region)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=False
+    )
+
+
+class FlowLogsConfig(Model):
+    """VPC flow logs to CloudWatch Logs."""
+
+    enabled: bool = True
+    traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    retention_days: LogRetentionDays = 90
+
+
+class NetworkConfig(Model):
+    """`sofacover:network`: the VPC and its subnet tiers."""
+
+    cidr: str
+    az_count: Annotated[int, Field(ge=2, le=6)] = 3
+    nat_gateways: Literal["single", "perAz"] = "perAz"
+    flow_logs: FlowLogsConfig = FlowLogsConfig()
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "cidr", "not an IPv4 network in CIDR form like 10.10.0.0/16 ({err})",
+                {"err": str(exc)},
+            ) from exc
+        if not 16 <= net.prefixlen <= 20:
+            raise PydanticCustomError(
+                "cidr", "must be a /16 to /20 network (AWS allows /16 at most; the subnet "
+                "tiers need at least a /20)", {},
+            )
+        if not net.is_private:
+            raise PydanticCustomError("cidr", "must be a private (RFC 1918) range", {})
+        return str(net)
+
+
+class ComputeConfig(Model):
+    """`sofacover:compute`: the Auto Scaling group behind the ALB."""
+
+    platform: Literal["ec2", "kubernetes"] = "ec2"
+    instance_type: str = "m5.large"
+    min_size: Annotated[int, Field(ge=0)]
+    max_size: PositiveInt
+    desired_capacity: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ComputeConfig:
+        if self.max_size < self.min_size:
+            raise rule("maxSize", f"is {self.max_size} but minSize is {self.min_size}; "
+                       "maxSize must be >= minSize")
+        if not self.min_size <= self.desired_capacity <= self.max_size:
+            raise rule("desiredCapacity", f"is {self.desired_capacity}; it must lie between "
+                       f"minSize {self.min_size} and maxSize {self.max_size}")
+        return self
+
+
+class ScalingRule(Model):
+    """One direction of an HPA `behavior`: window, then a percent-per-period policy."""
+
+    stabilization_window_seconds: Annotated[int, Field(ge=0, le=3600)]
+    percent: Annotated[int, Field(ge=1, le=1000)]
+    period_seconds: Annotated[int, Field(ge=1, le=1800)]
+
+
+class HpaConfig(Model):
+    """`sofacover:kubernetes.hpa`: autoscaling/v2 settings for every app service."""
+
+    min_replicas: PositiveInt
+    max_replicas: PositiveInt
+    cpu_utilization: Percent
+    memory_utilization: Percent
+    scale_up: ScalingRule
+    scale_down: ScalingRule
+
+    @model_validator(mode="after")
+    def _replicas(self) -> HpaConfig:
+        if self.max_replicas < self.min_replicas:
+            raise rule("maxReplicas", f"is {self.max_replicas} but minReplicas is "
+                       f"{self.min_replicas}; maxReplicas must be >= minReplicas")
+        return self
+
+
+class KubernetesConfig(Model):
+    """`sofacover:kubernetes`: used when compute.platform is kubernetes."""
+
+    version: str = "1.33"
+    hpa: HpaConfig
+
+
+class DatabaseConfig(Model):
+    """`sofacover:database`: the RDS PostgreSQL primary (replicas inherit its engine)."""
+
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)]
+    max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)]
+    storage_type: Literal["gp3", "io1", "io2"] = "gp3"
+    iops: Annotated[int, Field(ge=1000, le=256000)]
+    multi_az: bool
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
+    max_connections: PositiveInt
+
+    @field_validator("instance_class")
+    @classmethod
+    def _class(cls, value: str) -> str:
+        if not value.startswith("db."):
+            raise PydanticCustomError("instance_class", "must be an RDS class like db.m6i.2xlarge", {})
+        return value
+
+    @model_validator(mode="after")
+    def _storage(self) -> DatabaseConfig:
+        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+            raise rule("maxAllocatedStorageGb", f"is {self.max_allocated_storage_gb} but "
+                       f"allocatedStorageGb is {self.allocated_storage_gb}; the autoscaling "
+                       "ceiling must be >= the allocated storage")
+        return self
+
+
+class CacheConfig(Model):
+    """`sofacover:cache`: the ElastiCache Redis replication group."""
+
+    node_type: str
+    num_nodes: PositiveInt
+    cluster_mode: bool = False
+    automatic_failover: bool = True
+
+    @model_validator(mode="after")
+    def _failover(self) -> CacheConfig:
+        if self.automatic_failover and self.num_nodes < 2:
+            raise rule("numNodes", f"is {self.num_nodes} but automaticFailover is on; "
+                       "failover needs a replica, so numNodes must be >= 2")
+        if self.cluster_mode and not self.automatic_failover:
+            raise rule("automaticFailover", "is off but clusterMode is on; cluster mode "
+                       "requires automatic failover")
+        return self
+
+
+class PgBouncerConfig(Model):
+    """`sofacover:pgbouncer`: the connection pooler in front of the database."""
+
+    pool_mode: Literal["transaction", "session", "statement"] = "transaction"
+    replicas: PositiveInt
+    max_server_connections: PositiveInt
+    max_client_connections: PositiveInt
+
+
+class RegionsConfig(Model):
+    """`sofacover:regions`: where traffic is served and where read replicas live."""
+
+    serving: list[Region] = Field(min_length=1)
+    read_replicas: list[Region] = []
+
+    @field_validator("serving", "read_replicas")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise PydanticCustomError("duplicate", "lists a region twice", {})
+        return values
+
+
+class PrimaryRef(Model):
+    """`sofacover:primary`: the stack a secondary region reads from, and its region."""
+
+    stack: str = Field(min_length=1)
+    region: Region
+
+
+class EdgeConfig(Model):
+    """`sofacover:edge`: the global Cloudflare edge (its own stack in prod)."""
+
+    zone_name: str = Field(min_length=3)
+    region_stacks: list[str] = Field(min_length=1)
+    image_optimization: bool
+    api_edge_cache: bool
+    api_cache_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
+    geo_load_balancing: bool
+
+
+class StackConfig(Model):
+    """The whole validated config of one stack."""
+
+    stack: str
+    environment: Environment
+    role: Role
+    phase: Annotated[int, Field(ge=1, le=3)]
+    region: Region | None = None
+    primary: PrimaryRef | None = None
+    tags: dict[str, str] = {}
+    regions: RegionsConfig
+    network: NetworkConfig | None = None
+    compute: ComputeConfig | None = None
+    kubernetes: KubernetesConfig | None = None
+    database: DatabaseConfig | None = None
+    cache: CacheConfig | None = None
+    pgbouncer: PgBouncerConfig | None = None
+    edge: EdgeConfig | None = None
+
+    @model_validator(mode="after")
+    def _topology(self) -> StackConfig:
+        _check_topology(self)
+        return self
+
+    @property
+    def hosts_app(self) -> bool:
+        """True where this stack runs the app tier (ALB, instances, cache)."""
+        return self.role in ("all-in-one", "primary") or (
+            self.role == "secondary" and self.region in self.regions.serving
+        )
+
+    @property
+    def hosts_replica(self) -> bool:
+        return self.role == "secondary" and self.region in self.regions.read_replicas
+
+    @property
+    def active(self) -> bool:
+        """False for a secondary region that neither serves nor holds a replica this phase."""
+        return self.role in ("all-in-one", "primary", "edge") or self.hosts_app or self.hosts_replica
+
+
+# Which roles each environment may use, and what each role needs.
+ROLES_BY_ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "dev": ("all-in-one",),
+    "prod": ("primary", "secondary", "edge"),
+}
+REGIONAL_ROLES = ("all-in-one", "primary", "secondary")
+APP_CONCERNS = ("network", "compute", "kubernetes", "database", "cache", "pgbouncer")
+# PostgreSQL keeps superuser_reserved_connections (default 3) out of every pool's reach.
+SUPERUSER_RESERVED_CONNECTIONS = 3
+
+
+def _check_topology(cfg: StackConfig) -> None:
+    """Rules that tie several keys together; each raises on the key to change."""
+    if cfg.role not in ROLES_BY_ENVIRONMENT[cfg.environment]:
+        raise rule("role", f"is {cfg.role!r} but environment {cfg.environment!r} allows only "
+                   + ", ".join(repr(r) for r in ROLES_BY_ENVIRONMENT[cfg.environment]))
+    if cfg.role in REGIONAL_ROLES and cfg.region is None:
+        raise rule("aws:region", f"is required for a {cfg.role} stack; set it with "
+                   "`pulumi config set aws:region <region>`")
+    if cfg.role == "secondary":
+        if cfg.primary is None:
+            raise rule("primary", "is required for a secondary stack: "
+                       "{stack: <primary stack>, region: <its region>}")
+        if cfg.primary.region == cfg.region:
+            raise rule("primary.region", f"is {cfg.region}, the same as this stack's aws:region; "
+                       "a secondary must be in another region than its primary")
+    elif cfg.primary is not None:
+        raise rule("primary", f"is set but role is {cfg.role!r}; only a secondary stack has a "
+                   "primary")
+    if cfg.role == "edge" and cfg.edge is None:
+        raise rule("edge", "is required for an edge stack: {zoneName, regionStacks}")
+    home = cfg.primary.region if cfg.primary else cfg.region
+    if cfg.role in ("all-in-one", "primary"):
+        for concern in APP_CONCERNS:
+            if getattr(cfg, concern) is None:
+                raise rule(concern, f"is required for a {cfg.role} stack")
+        if cfg.region not in cfg.regions.serving:
+            raise rule("regions.serving", f"must include this stack's region {cfg.region}")
+    if home is not None and home in cfg.regions.read_replicas:
+        raise rule("regions.readReplicas", f"lists {home}, the primary's own region; replicas "
+                   "go in other regions")
+    net = cfg.network
+    if net is not None and cfg.region is not None:
+        if net.az_count > AZ_COUNT[cfg.region]:
+            raise rule("network.azCount", f"is {net.az_count} but {cfg.region} has "
+                       f"{AZ_COUNT[cfg.region]} availability zones")
+        if cfg.environment == "prod" and net.nat_gateways != "perAz":
+            raise rule("network.natGateways", "is 'single' but prod needs 'perAz': one NAT "
+                       "gateway per AZ, so losing an AZ does not cut the others off")
+    if cfg.pgbouncer is not None and cfg.database is not None:
+        usable = cfg.database.max_connections - SUPERUSER_RESERVED_CONNECTIONS
+        if cfg.pgbouncer.max_server_connections > usable:
+            raise rule("pgbouncer.maxServerConnections",
+                       f"is {cfg.pgbouncer.max_server_connections} but database.maxConnections "
+                       f"{cfg.database.max_connections} minus {SUPERUSER_RESERVED_CONNECTIONS} "
+                       f"reserved slots leaves {usable}; lower it or raise maxConnections")

@@ -1,0 +1,138 @@
+"""Phase presets and environment overlays, written as a stack file would write them.
+
+A stack's effective config is, key by key: the phase preset, then the environment overlay,
+then region defaults, then the stack file itself (which wins). Every number here comes from
+the seed plan (config/seed.py) unless a comment says it is this project's choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import seed
+from config.regions import DEFAULT_VPC_CIDR, DEV_VPC_CIDR, FALLBACK_VPC_CIDR
+
+_HPA = {
+    "minReplicas": seed.HPA_MIN,
+    "maxReplicas": seed.HPA_MAX,
+    "cpuUtilization": seed.HPA_CPU_PERCENT,
+    "memoryUtilization": seed.HPA_MEMORY_PERCENT,
+    "scaleUp": {
+        "stabilizationWindowSeconds": seed.HPA_UP_WINDOW_S,
+        "percent": seed.HPA_UP_PERCENT,
+        "periodSeconds": seed.HPA_UP_PERIOD_S,
+    },
+    "scaleDown": {
+        "stabilizationWindowSeconds": seed.HPA_DOWN_WINDOW_S,
+        "percent": seed.HPA_DOWN_PERCENT,
+        "periodSeconds": seed.HPA_DOWN_PERIOD_S,
+    },
+}
+
+_DATABASE = {
+    "engineVersion": "16.6",
+    # 8 vCPU / 32 GiB: the seed's month-1 vertical step.
+    "instanceClass": "db.m6i.2xlarge",
+    "allocatedStorageGb": seed.DB_STORAGE_GB,
+    # Project choice: autoscaling ceiling at twice the allocation.
+    "maxAllocatedStorageGb": 2 * seed.DB_STORAGE_GB,
+    "storageType": "gp3",
+    # gp3 at >= 400 GiB has a 12,000 IOPS baseline on RDS, above the seed's 10,000.
+    "iops": 12_000,
+    "multiAz": True,
+    "backupRetentionDays": seed.BACKUP_RETENTION_DAYS,
+    # Explicit, so the pool budget can be checked against it (RDS's formula gives ~3,450
+    # on 32 GiB); project choice: enough for PgBouncer plus admin and replication slots.
+    "maxConnections": 200,
+}
+
+_CACHE = {"nodeType": "cache.r6g.large", "numNodes": seed.REDIS_NODES, "clusterMode": False,
+          "automaticFailover": True}
+
+_PGBOUNCER = {
+    "poolMode": "transaction",
+    "replicas": 2,
+    "maxServerConnections": seed.PGBOUNCER_MAX_SERVER_CONNECTIONS,
+    # Sized for the one-year peak with 25% headroom.
+    "maxClientConnections": seed.ONE_YEAR.peak_concurrent_users * 5 // 4,
+}
+
+# Phase 1 horizontal scaling; phase 2 performance; phase 3 global expansion.
+PHASES: dict[int, dict[str, Any]] = {
+    1: {
+        "regions": {"serving": [seed.PRIMARY_REGION],
+                    "readReplicas": list(seed.READ_REPLICA_REGIONS)},
+        "compute": {"platform": "ec2", "instanceType": "m5.large", "minSize": seed.ASG_MIN,
+                    "maxSize": seed.ASG_MAX, "desiredCapacity": seed.ASG_MIN},
+        "kubernetes": {"hpa": _HPA},
+        "database": _DATABASE,
+        "cache": _CACHE,
+        "pgbouncer": _PGBOUNCER,
+        "edge": {"imageOptimization": False, "apiEdgeCache": False, "geoLoadBalancing": False},
+    },
+    2: {
+        # Project choice: pods on EKS from phase 2, where the plan's HPA takes over.
+        "compute": {"platform": "kubernetes"},
+        "edge": {"imageOptimization": True, "apiEdgeCache": True},
+    },
+    3: {
+        # Every region serves; ap-southeast-1 gets a replica too (project choice: its reads
+        # would otherwise cross the Pacific and miss the < 1 s target).
+        "regions": {"serving": [seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS],
+                    "readReplicas": list(seed.SECONDARY_REGIONS)},
+        "edge": {"geoLoadBalancing": True},
+    },
+}
+
+# dev: one small copy of everything, single NAT, no Multi-AZ.
+ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "network": {"natGateways": "single", "flowLogs": {"retentionDays": 14}},
+        "compute": {"instanceType": "t3.medium", "minSize": 1, "maxSize": 2,
+                    "desiredCapacity": 1},
+        "kubernetes": {"hpa": {"minReplicas": 1, "maxReplicas": 3}},
+        "database": {"instanceClass": "db.t4g.medium", "allocatedStorageGb": 50,
+                     "maxAllocatedStorageGb": 100, "iops": 3_000, "multiAz": False,
+                     "backupRetentionDays": 7, "maxConnections": 100},
+        "cache": {"nodeType": "cache.t4g.medium", "numNodes": 2},
+        "pgbouncer": {"replicas": 1, "maxServerConnections": 40, "maxClientConnections": 200},
+    },
+    "prod": {"network": {"natGateways": "perAz", "flowLogs": {"retentionDays": 365}}},
+}
+
+# Which concerns each role's stacks carry.
+CONCERNS_BY_ROLE: dict[str, tuple[str, ...]] = {
+    "all-in-one": ("regions", "network", "compute", "kubernetes", "database", "cache",
+                   "pgbouncer"),
+    "primary": ("regions", "network", "compute", "kubernetes", "database", "cache",
+                "pgbouncer"),
+    "secondary": ("regions", "network", "compute", "kubernetes"),
+    "edge": ("regions",),
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base`: maps key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def defaults_for(phase: int, environment: str, role: str, region: str | None,
+                 has_edge: bool) -> dict[str, Any]:
+    """The layered defaults a stack file overrides, for the concerns its role carries."""
+    layered: dict[str, Any] = {}
+    for p in range(1, phase + 1):
+        layered = merge(layered, PHASES[p])
+    layered = merge(layered, ENVIRONMENTS.get(environment, {}))
+    if environment == "dev":
+        cidr = DEV_VPC_CIDR
+    else:
+        cidr = DEFAULT_VPC_CIDR.get(region or "", FALLBACK_VPC_CIDR)
+    layered = merge(layered, {"network": {"cidr": cidr}})
+    keep = set(CONCERNS_BY_ROLE.get(role, ())) | ({"edge"} if has_edge else set())
+    return {k: v for k, v in layered.items() if k in keep}

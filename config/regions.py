@@ -1,0 +1,38 @@
+"""AWS regions the project accepts, and the per-region network defaults.
+
+The region list is the public AWS commercial partition (checked 2026-11); a stack file
+naming anything else fails validation. Availability-zone counts are public facts used by
+validation (a VPC cannot span more AZs than the region has) and by the offline plan's
+mocks, which answer `getAvailabilityZones` the way the region would.
+"""
+
+from __future__ import annotations
+
+# region -> number of availability zones open to all accounts
+AZ_COUNT: dict[str, int] = {
+    "us-east-1": 6, "us-east-2": 3, "us-west-1": 2, "us-west-2": 4,
+    "ca-central-1": 3, "ca-west-1": 3, "mx-central-1": 3, "sa-east-1": 3,
+    "eu-west-1": 3, "eu-west-2": 3, "eu-west-3": 3, "eu-central-1": 3, "eu-central-2": 3,
+    "eu-north-1": 3, "eu-south-1": 3, "eu-south-2": 3,
+    "ap-southeast-1": 3, "ap-southeast-2": 3, "ap-southeast-3": 3, "ap-southeast-4": 3,
+    "ap-southeast-5": 3, "ap-southeast-7": 3, "ap-northeast-1": 3, "ap-northeast-2": 4,
+    "ap-northeast-3": 3, "ap-south-1": 3, "ap-south-2": 3, "ap-east-1": 3,
+    "me-south-1": 3, "me-central-1": 3, "il-central-1": 3, "af-south-1": 3,
+}
+KNOWN_REGIONS: frozenset[str] = frozenset(AZ_COUNT)
+
+# One /16 per region, disjoint, so any two regions can be peered later without renumbering.
+DEFAULT_VPC_CIDR: dict[str, str] = {
+    "us-east-1": "10.10.0.0/16",
+    "us-west-2": "10.20.0.0/16",
+    "eu-west-1": "10.30.0.0/16",
+    "ap-southeast-1": "10.40.0.0/16",
+}
+# dev lives in its own range so it can never collide with a prod region.
+DEV_VPC_CIDR = "10.100.0.0/16"
+FALLBACK_VPC_CIDR = "10.0.0.0/16"
+
+
+def zone_suffixes(region: str) -> list[str]:
+    """Availability-zone letters of a region, in order (us-east-1 -> a..f)."""
+    return [chr(ord("a") + i) for i in range(AZ_COUNT.get(region, 3))]

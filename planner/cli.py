@@ -1,0 +1,111 @@
+"""`sofacover plan`: print what `pulumi preview` would create, with no CLI, cloud or network."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from config import ConfigError
+from planner.engine import StackPlan, plan_stack
+from planner.project import Project, ProjectError, references
+from planner.render import print_plans, write_json
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="SofaCover infrastructure tools.")
+DEFAULT_STACK = "prod"
+
+
+def _default_project() -> Path:
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "Pulumi.yaml").exists():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def plan_stacks(project: Project, *, stack: str | None = None, env: str | None = None,
+                phase: int | None = None) -> list[StackPlan]:
+    """Plan one stack (after the stacks it reads) or every stack of an environment.
+
+    Returns the plans to show: the one stack, or the environment in rollout order.
+    StackReferences resolve to the outputs planned for the earlier stacks.
+    """
+    if env is None:
+        env = project.stack_config(stack or DEFAULT_STACK, phase).environment
+    rollout = project.rollout(env, phase)
+    wanted = [c.stack for c in rollout] if stack is None else [stack]
+    needed: set[str] = set()
+    pending = list(wanted)
+    by_name = {c.stack: c for c in rollout}
+    while pending:  # the stacks wanted, and every stack they read, transitively
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += [ref for ref, _ in references(by_name[name])]
+    done: dict[str, dict] = {}
+    plans = []
+    for cfg in rollout:
+        if cfg.stack not in needed:
+            continue
+        plan = plan_stack(project, cfg.stack, phase=phase, references=done)
+        done[plan.qualified] = plan.outputs
+        if cfg.stack in wanted:
+            plans.append(plan)
+    return plans
+
+
+@app.command()
+def plan(
+    stack: Annotated[Optional[str], typer.Option(  # noqa: UP007 - typer needs Optional
+        "--stack", "-s", help="Stack to plan (default: prod).")] = None,
+    env: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--env", "-e", help="Plan every stack of this environment, in rollout order.")] = None,
+    phase: Annotated[Optional[int], typer.Option(  # noqa: UP007
+        "--phase", "-p", min=1, max=3,
+        help="Plan as if sofacover:phase were N (1, 2 or 3).")] = None,
+    json_file: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        "--json", help="Also write the full plan as JSON to FILE.")] = None,
+    project_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+        "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
+        exists=True, file_okay=False)] = None,
+) -> None:
+    """Print what `pulumi preview` would create for a stack or a whole environment."""
+    err = Console(stderr=True)
+    if stack is not None and env is not None:
+        err.print("error: --stack and --env are exclusive: plan one stack, or every stack "
+                  "of an environment")
+        raise typer.Exit(2)
+    if json_file is not None and not json_file.parent.is_dir():
+        err.print(f"error: --json {json_file}: folder {json_file.parent} does not exist")
+        raise typer.Exit(2)
+    try:
+        project = Project(project_dir or _default_project())
+        plans = plan_stacks(project, stack=stack, env=env, phase=phase)
+    except ConfigError as exc:
+        err.print("[red]error: invalid stack configuration[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(2) from None
+    except ProjectError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
+        err.print(f"[red]error: the program failed while planning:[/] {exc}")
+        raise typer.Exit(1) from None
+    print_plans(plans, Console())
+    if json_file is not None:
+        write_json(plans, json_file)
+        Console(stderr=True).print(f"plan written to {json_file}")
+
+
+@app.callback()
+def _root() -> None:
+    """SofaCover infrastructure tools (run `sofacover plan --help`)."""
+
+
+def main() -> None:
+    sys.exit(app())

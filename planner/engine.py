@@ -1,0 +1,251 @@
+"""The in-process engine: run `__main__.py` for one stack under recording mocks.
+
+This is the code path `pulumi up` runs (the program, its config loading, its components);
+only the resource monitor is replaced. The monitor records every registration with its
+options, so the plan can show protect, ignore_changes and the rest as the engine would see
+them, and masks secret inputs before anything is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import runpy
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as psettings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from planner.mocks import SECRET_MASK, PlanMocks
+from planner.project import Project
+
+ORGANIZATION = "organization"  # what the Pulumi CLI uses with a self-managed backend
+
+
+@dataclass
+class PlannedResource:
+    urn: str
+    type: str
+    name: str
+    stack: str
+    region: str | None
+    parent: str | None
+    custom: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    read: bool = False
+    id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn, "type": self.type, "name": self.name, "stack": self.stack,
+            "region": self.region, "parent": self.parent, "custom": self.custom,
+            "provider": self.provider, "read": self.read, "inputs": self.inputs,
+            "options": self.options,
+        }
+
+
+@dataclass
+class StackPlan:
+    stack: str
+    project: str
+    environment: str
+    role: str
+    phase: int
+    region: str | None
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def qualified(self) -> str:
+        return f"{ORGANIZATION}/{self.project}/{self.stack}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack, "environment": self.environment, "role": self.role,
+            "phase": self.phase, "region": self.region, "outputs": self.outputs,
+            "resources": [r.as_json() for r in self.resources],
+        }
+
+
+def mask(value: Any) -> Any:
+    """Plain data from a serialized property value, with secrets and unknowns masked."""
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            return SECRET_MASK
+        if sig == rpc._special_resource_sig:
+            return value.get("urn")
+        if sig in (rpc._special_asset_sig, rpc._special_archive_sig):
+            return {k: v for k, v in value.items() if k != rpc._special_sig_key}
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf Structs carry every number as a double
+    return value
+
+
+class RecordingMonitor(pmocks.MockMonitor):
+    """A MockMonitor that keeps every registration, options included."""
+
+    def __init__(self, mocks: PlanMocks, stack: str):
+        super().__init__(mocks)
+        self.stack = stack
+        self.planned: list[PlannedResource] = []
+        self.provider_regions: dict[str, str] = {}
+        mocks._region_of = self.region_of
+
+    def region_of(self, provider_ref: str | None) -> str | None:
+        # A provider reference is "<provider urn>::<provider id>".
+        if not provider_ref:
+            return None
+        return self.provider_regions.get(provider_ref.rsplit("::", 1)[0])
+
+    def _record(self, request: Any, urn: str, inputs: dict, read: bool) -> None:
+        provider = request.provider or None
+        region = inputs.get("region") if isinstance(inputs.get("region"), str) else None
+        if request.type.startswith("pulumi:providers:aws"):
+            self.provider_regions[urn] = inputs.get("region")
+        region = region or self.region_of(provider)
+        options = {} if read else {
+            "protect": bool(request.protect) if request.HasField("protect") else False,
+            "ignore_changes": list(request.ignoreChanges),
+            "delete_before_replace": bool(request.deleteBeforeReplace),
+            "retain_on_delete": bool(request.retainOnDelete)
+            if request.HasField("retainOnDelete") else False,
+            "replace_on_changes": list(request.replaceOnChanges),
+            "depends_on": sorted(set(request.dependencies)),
+            "aliases": [json_format.MessageToDict(a) for a in request.aliases],
+            "custom_timeouts": json_format.MessageToDict(request.customTimeouts)
+            if request.HasField("customTimeouts") else {},
+        }
+        self.planned.append(PlannedResource(
+            urn=urn, type=request.type, name=request.name, stack=self.stack, region=region,
+            parent=request.parent or None, custom=bool(getattr(request, "custom", True)),
+            provider=provider, inputs=inputs, options=options, read=read))
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = mask(json_format.MessageToDict(request.object))
+        self._record(request, urn, inputs, read=False)
+        response = super().RegisterResource(request)
+        self.planned[-1].id = response.id or None
+        return response
+
+    def ReadResource(self, request):  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = mask(json_format.MessageToDict(request.properties))
+        self._record(request, urn, inputs, read=True)
+        return super().ReadResource(request)
+
+
+def _resolve(value: Any) -> Any:
+    """The plain value of a stack output, secrets masked, unknowns marked."""
+    output = pulumi.Output.from_input(value)
+
+    async def get() -> Any:
+        if await output.is_secret():
+            return SECRET_MASK
+        if not await output.is_known():
+            return "[unknown]"
+        return await output.future()
+
+    return _plain(_sync_await(get()))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.Output):
+        return _resolve(value)
+    return value
+
+
+def plan_stack(project: Project, stack: str, *, phase: int | None = None,
+               references: dict[str, dict[str, Any]] | None = None,
+               preview: bool = False) -> StackPlan:
+    """Run the program for `stack` and return what it would create.
+
+    Config errors surface as config.ConfigError (raised by the program itself, before any
+    resource is registered). `references` holds the outputs of stacks planned earlier,
+    keyed by qualified name, to answer StackReferences.
+    """
+    cfg = project.stack_config(stack, phase)  # fail fast, before the runtime is touched
+    sv = project.stack_values(stack)
+    values = dict(sv.values)
+    if phase is not None:
+        values[f"{project.name}:phase"] = str(phase)
+
+    plan = StackPlan(stack=stack, project=project.name, environment=cfg.environment,
+                     role=cfg.role, phase=cfg.phase, region=cfg.region)
+    mocks = PlanMocks(stack, values.get("aws:region"), references)
+    monitor = RecordingMonitor(mocks, stack)
+    logger = _ListLogger(plan.messages)
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            _run()
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    def _run() -> None:
+        psettings.configure(pmocks.MockSettings(
+            monitor=monitor,
+            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=pmocks.MockEngine(logger),
+            project=project.name, stack=stack, dry_run=preview,
+            organization=ORGANIZATION, callbacks=None,
+        ))
+        set_all_config(values, sorted(sv.secret_keys))
+        if str(project.root) not in sys.path:
+            sys.path.insert(0, str(project.root))
+
+        roots = []
+
+        def program() -> None:
+            # The root Stack lives in the context of run_in_stack's task; keep a handle.
+            roots.append(psettings.get_root_resource())
+            runpy.run_path(str(project.main), run_name="__main__")
+
+        _sync_await(run_in_stack(program))
+        plan.outputs = {k: _resolve(v) for k, v in sorted(roots[0].outputs.items())}
+
+    # A fresh context per stack: the Pulumi runtime keeps its settings, config and root
+    # stack in context variables, so stacks planned one after another cannot leak.
+    contextvars.Context().run(run)
+    for res in monitor.planned:
+        res.region = res.region or (plan.region if res.type.startswith(("aws:", "pulumi:providers:aws")) else None)
+    plan.resources = monitor.planned
+    return plan
+
+
+class _ListLogger(logging.Logger):
+    """Keeps the program's pulumi.log messages for the plan's report."""
+
+    def __init__(self, sink: list[str]):
+        super().__init__("sofacover.plan", level=logging.INFO)
+        self.sink = sink
+
+    def _log(self, level, msg, args, *a, **k):  # noqa: ANN001 - logging.Logger signature
+        self.sink.append(f"{logging.getLevelName(level).lower()}: {msg % args if args else msg}")

@@ -1,0 +1,163 @@
+"""Pulumi.yaml and Pulumi.<stack>.yaml, read the way the Pulumi CLI hands them to a program."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config import ConfigError, StackConfig, parse_stack_config
+from config.loader import stack_file
+
+# What the plan passes for a secret it cannot decrypt (it has no passphrase).
+SECRET_PLACEHOLDER = "[secret]"
+ROLE_ORDER = {"all-in-one": 0, "primary": 0, "secondary": 1, "edge": 2}
+
+
+class ProjectError(Exception):
+    """A project or stack file that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class StackValues:
+    """One stack's config as the engine passes it: flat keys, string scalars, JSON objects."""
+
+    values: dict[str, str]
+    secret_keys: frozenset[str]
+
+
+class Project:
+    """A Pulumi project directory."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        doc = _read_yaml(self.root / "Pulumi.yaml")
+        if not isinstance(doc, dict) or "name" not in doc:
+            raise ProjectError(f"{self.root / 'Pulumi.yaml'}: not a Pulumi project file")
+        self.name: str = doc["name"]
+        self.declared: dict[str, Any] = doc.get("config") or {}
+        self.main = self.root / "__main__.py"
+
+    def stacks(self) -> list[str]:
+        return sorted(p.name[len("Pulumi."):-len(".yaml")]
+                      for p in self.root.glob("Pulumi.*.yaml"))
+
+    def stack_values(self, stack: str) -> StackValues:
+        path = self.root / stack_file(stack)
+        if not path.exists():
+            raise ProjectError(f"no stack {stack!r}: {path.name} does not exist; stacks: "
+                               + ", ".join(self.stacks()))
+        doc = _read_yaml(path) or {}
+        config = doc.get("config") or {}
+        if not isinstance(config, dict):
+            raise ProjectError(f"{path.name}: `config` must be a mapping of keys to values")
+        values: dict[str, str] = {}
+        secrets: set[str] = set()
+        for key, value in config.items():
+            full = key if ":" in key else f"{self.name}:{key}"
+            if _has_secure(value):
+                secrets.add(full)
+                value = _mask_secure(value)
+            values[full] = _as_engine_value(value)
+        for key, decl in self.declared.items():
+            full = key if ":" in key else f"{self.name}:{key}"
+            if full in values or not isinstance(decl, dict):
+                continue
+            if "default" in decl:
+                values[full] = _as_engine_value(decl["default"])
+        return StackValues(values, frozenset(secrets))
+
+    def stack_config(self, stack: str, phase: int | None = None) -> StackConfig:
+        sv = self.stack_values(stack)
+        values = dict(sv.values)
+        if phase is not None:
+            values[f"{self.name}:phase"] = str(phase)
+        return parse_stack_config(stack, values, sv.secret_keys)
+
+    def rollout(self, environment: str, phase: int | None = None) -> list[StackConfig]:
+        """The stacks of an environment in deployment order, each validated.
+
+        Primary (or all-in-one) first, then the secondaries, then the edge. Raises
+        ConfigError if any stack's config is invalid or if a stack references one that is
+        missing or deployed after it.
+        """
+        configs, problems = [], []
+        for stack in self.stacks():
+            sv = self.stack_values(stack)
+            if sv.values.get(f"{self.name}:environment") != environment:
+                continue
+            try:
+                configs.append(self.stack_config(stack, phase))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+        if not configs:
+            envs = sorted({self.stack_values(s).values.get(f"{self.name}:environment", "?")
+                           for s in self.stacks()})
+            raise ProjectError(f"no stack has sofacover:environment {environment!r}; "
+                               f"environments: {', '.join(envs)}")
+        configs.sort(key=lambda c: (ROLE_ORDER[c.role], c.stack))
+        order = [c.stack for c in configs]
+        for cfg in configs:
+            for ref, key in references(cfg):
+                if ref not in order:
+                    problems.append(f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is "
+                                    f"not a {environment} stack; stacks: {', '.join(order)}")
+                elif order.index(ref) >= order.index(cfg.stack):
+                    problems.append(f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is "
+                                    f"deployed after {cfg.stack}; a stack may only read "
+                                    "stacks deployed before it")
+        if problems:
+            raise ConfigError(problems)
+        return configs
+
+
+def references(cfg: StackConfig) -> list[tuple[str, str]]:
+    """(stack, config key) for every stack this stack reads through a StackReference."""
+    out = []
+    if cfg.primary is not None:
+        out.append((cfg.primary.stack, "sofacover:primary.stack"))
+    if cfg.edge is not None:
+        out += [(s, "sofacover:edge.regionStacks") for s in cfg.edge.region_stacks]
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ProjectError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path.name}: not valid YAML: {exc}") from None
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _mask_secure(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {k: _mask_secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secure(v) for v in value]
+    return value
+
+
+def _as_engine_value(value: Any) -> str:
+    # The engine hands a program every top-level value as a string: objects as JSON,
+    # booleans as true/false.
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
