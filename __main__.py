@@ -59,7 +59,9 @@ def regional(cfg: StackConfig) -> None:
         return
 
     assert cfg.network is not None  # the model guarantees it for regional roles
-    network = Network(f"sofacover-{cfg.stack}", NetworkArgs.from_config(cfg.network), opts)
+    # A region that only holds a read replica needs no NAT: replication is RDS's own traffic.
+    network = Network(f"sofacover-{cfg.stack}",
+                      NetworkArgs.from_config(cfg.network, egress=cfg.hosts_app), opts)
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("vpcCidr", network.vpc_cidr)
     pulumi.export("availabilityZones", network.availability_zones)

@@ -1,1 +1,4 @@
-"""Pulumi component resources, one per file: `components/<name>.py` holds `<Name>` and `<Name>Args`."""
+"""Pulumi component resources, one per file.
+
+`components/<name>.py` holds `<Name>` and its `<Name>Args`.
+"""

@@ -49,8 +49,9 @@ class NetworkArgs:
     """IPv4 CIDR of the VPC, /16 to /20."""
     az_count: int = 3
     """How many availability zones the subnets span (the region's first N available ones)."""
-    nat_gateways: Literal["single", "perAz"] = "perAz"
-    """One NAT gateway per AZ, or a single one shared by all private subnets."""
+    nat_gateways: Literal["none", "single", "perAz"] = "perAz"
+    """One NAT gateway per AZ, a single one shared by all private subnets, or none (a
+    region that only holds a read replica needs no egress)."""
     flow_logs_enabled: bool = True
     flow_logs_traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
     flow_logs_retention_days: int = 90
@@ -59,11 +60,12 @@ class NetworkArgs:
     """Extra tags for every resource (the provider adds the stack-wide default tags)."""
 
     @classmethod
-    def from_config(cls, cfg: NetworkConfig, tags: dict[str, str] | None = None) -> NetworkArgs:
+    def from_config(cls, cfg: NetworkConfig, *, egress: bool = True,
+                    tags: dict[str, str] | None = None) -> NetworkArgs:
         return cls(
             cidr=cfg.cidr,
             az_count=cfg.az_count,
-            nat_gateways=cfg.nat_gateways,
+            nat_gateways=cfg.nat_gateways if egress else "none",
             flow_logs_enabled=cfg.flow_logs.enabled,
             flow_logs_traffic_type=cfg.flow_logs.traffic_type,
             flow_logs_retention_days=cfg.flow_logs.retention_days,
@@ -173,7 +175,7 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-public-rta-{i}", subnet_id=subnet.id,
                                           route_table_id=public_rt.id, opts=child)
 
-        nat_count = args.az_count if args.nat_gateways == "perAz" else 1
+        nat_count = {"none": 0, "single": 1, "perAz": args.az_count}[args.nat_gateways]
         eips, nats = [], []
         for i in range(nat_count):
             eip = aws.ec2.Eip(f"{name}-nat-eip-{i}", domain="vpc", tags=tags(f"nat-eip-{i}"),
@@ -188,9 +190,10 @@ class Network(pulumi.ComponentResource):
         for i, subnet in enumerate(subnets["private"]):
             rt = aws.ec2.RouteTable(f"{name}-private-rt-{i}", vpc_id=vpc.id,
                                     tags=tags(f"private-rt-{i}"), opts=child)
-            aws.ec2.Route(f"{name}-private-default-{i}", route_table_id=rt.id,
-                          destination_cidr_block="0.0.0.0/0",
-                          nat_gateway_id=nats[i % nat_count].id, opts=child)
+            if nats:
+                aws.ec2.Route(f"{name}-private-default-{i}", route_table_id=rt.id,
+                              destination_cidr_block="0.0.0.0/0",
+                              nat_gateway_id=nats[i % nat_count].id, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-rta-{i}", subnet_id=subnet.id,
                                           route_table_id=rt.id, opts=child)
             private_rts.append(rt)

@@ -157,7 +157,8 @@ class DatabaseConfig(Model):
     @classmethod
     def _class(cls, value: str) -> str:
         if not value.startswith("db."):
-            raise PydanticCustomError("instance_class", "must be an RDS class like db.m6i.2xlarge", {})
+            raise PydanticCustomError("instance_class",
+                                      "must be an RDS class like db.m6i.2xlarge", {})
         return value
 
     @model_validator(mode="after")
@@ -267,7 +268,8 @@ class StackConfig(Model):
     @property
     def active(self) -> bool:
         """False for a secondary region that neither serves nor holds a replica this phase."""
-        return self.role in ("all-in-one", "primary", "edge") or self.hosts_app or self.hosts_replica
+        return (self.role in ("all-in-one", "primary", "edge") or self.hosts_app
+                or self.hosts_replica)
 
 
 # Which roles each environment may use, and what each role needs.

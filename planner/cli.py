@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -60,16 +60,16 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
 
 @app.command()
 def plan(
-    stack: Annotated[Optional[str], typer.Option(  # noqa: UP007 - typer needs Optional
+    stack: Annotated[str | None, typer.Option(
         "--stack", "-s", help="Stack to plan (default: prod).")] = None,
-    env: Annotated[Optional[str], typer.Option(  # noqa: UP007
+    env: Annotated[str | None, typer.Option(
         "--env", "-e", help="Plan every stack of this environment, in rollout order.")] = None,
-    phase: Annotated[Optional[int], typer.Option(  # noqa: UP007
+    phase: Annotated[int | None, typer.Option(
         "--phase", "-p", min=1, max=3,
         help="Plan as if sofacover:phase were N (1, 2 or 3).")] = None,
-    json_file: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+    json_file: Annotated[Path | None, typer.Option(
         "--json", help="Also write the full plan as JSON to FILE.")] = None,
-    project_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP007
+    project_dir: Annotated[Path | None, typer.Option(
         "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
         exists=True, file_okay=False)] = None,
 ) -> None:

@@ -13,6 +13,7 @@ import contextvars
 import logging
 import runpy
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,65 +180,87 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass
+class Execution:
+    """What one run of a program registered and exported."""
+
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    messages: list[str]
+
+
+def execute(program: Callable[[], None], *, project: str, stack: str,
+            values: dict[str, str], secret_keys: frozenset[str] = frozenset(),
+            references: dict[str, dict[str, Any]] | None = None,
+            preview: bool = False) -> Execution:
+    """Run `program` as the Pulumi runtime would, under recording mocks.
+
+    Used by the plan (with the real `__main__.py`) and by the tests (with a single
+    component built inside the test). `values` is the flat stack config the engine would
+    pass; `references` answers StackReferences by qualified stack name.
+    """
+    mocks = PlanMocks(stack, values.get("aws:region"), references)
+    monitor = RecordingMonitor(mocks, stack)
+    messages: list[str] = []
+    roots: list[Any] = []
+
+    def wrapped() -> None:
+        # The root Stack lives in the context of run_in_stack's task; keep a handle.
+        roots.append(psettings.get_root_resource())
+        program()
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            psettings.configure(pmocks.MockSettings(
+                monitor=monitor,
+                monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+                engine=pmocks.MockEngine(_ListLogger(messages)),
+                project=project, stack=stack, dry_run=preview,
+                organization=ORGANIZATION, callbacks=None,
+            ))
+            set_all_config(dict(values), sorted(secret_keys))
+            _sync_await(run_in_stack(wrapped))
+            outputs.update({k: _resolve(v) for k, v in sorted(roots[0].outputs.items())})
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    outputs: dict[str, Any] = {}
+    # A fresh context per run: the Pulumi runtime keeps its settings, config and root
+    # stack in context variables, so runs one after another cannot leak into each other.
+    contextvars.Context().run(run)
+    default_region = values.get("aws:region")
+    for res in monitor.planned:
+        if res.region is None and res.type.startswith(("aws:", "pulumi:providers:aws")):
+            res.region = default_region
+    return Execution(monitor.planned, outputs, messages)
+
+
 def plan_stack(project: Project, stack: str, *, phase: int | None = None,
                references: dict[str, dict[str, Any]] | None = None,
                preview: bool = False) -> StackPlan:
-    """Run the program for `stack` and return what it would create.
+    """Run the program (`__main__.py`) for `stack` and return what it would create.
 
-    Config errors surface as config.ConfigError (raised by the program itself, before any
-    resource is registered). `references` holds the outputs of stacks planned earlier,
-    keyed by qualified name, to answer StackReferences.
+    Config errors surface as config.ConfigError, before any resource is registered.
     """
     cfg = project.stack_config(stack, phase)  # fail fast, before the runtime is touched
     sv = project.stack_values(stack)
     values = dict(sv.values)
     if phase is not None:
         values[f"{project.name}:phase"] = str(phase)
+    if str(project.root) not in sys.path:  # as the Python language host does
+        sys.path.insert(0, str(project.root))
 
-    plan = StackPlan(stack=stack, project=project.name, environment=cfg.environment,
-                     role=cfg.role, phase=cfg.phase, region=cfg.region)
-    mocks = PlanMocks(stack, values.get("aws:region"), references)
-    monitor = RecordingMonitor(mocks, stack)
-    logger = _ListLogger(plan.messages)
+    def program() -> None:
+        runpy.run_path(str(project.main), run_name="__main__")
 
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            _run()
-        finally:
-            loop.close()
-            asyncio.set_event_loop(None)
-
-    def _run() -> None:
-        psettings.configure(pmocks.MockSettings(
-            monitor=monitor,
-            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-            engine=pmocks.MockEngine(logger),
-            project=project.name, stack=stack, dry_run=preview,
-            organization=ORGANIZATION, callbacks=None,
-        ))
-        set_all_config(values, sorted(sv.secret_keys))
-        if str(project.root) not in sys.path:
-            sys.path.insert(0, str(project.root))
-
-        roots = []
-
-        def program() -> None:
-            # The root Stack lives in the context of run_in_stack's task; keep a handle.
-            roots.append(psettings.get_root_resource())
-            runpy.run_path(str(project.main), run_name="__main__")
-
-        _sync_await(run_in_stack(program))
-        plan.outputs = {k: _resolve(v) for k, v in sorted(roots[0].outputs.items())}
-
-    # A fresh context per stack: the Pulumi runtime keeps its settings, config and root
-    # stack in context variables, so stacks planned one after another cannot leak.
-    contextvars.Context().run(run)
-    for res in monitor.planned:
-        res.region = res.region or (plan.region if res.type.startswith(("aws:", "pulumi:providers:aws")) else None)
-    plan.resources = monitor.planned
-    return plan
+    run = execute(program, project=project.name, stack=stack, values=values,
+                  secret_keys=sv.secret_keys, references=references, preview=preview)
+    return StackPlan(stack=stack, project=project.name, environment=cfg.environment,
+                     role=cfg.role, phase=cfg.phase, region=cfg.region,
+                     resources=run.resources, outputs=run.outputs, messages=run.messages)
 
 
 class _ListLogger(logging.Logger):
