@@ -72,7 +72,7 @@ def parse_stack_config(
     phase = _phase(own.get("phase"), where, problems)
     environment, role = own.get("environment"), own.get("role")
     region = values.get("aws:region")
-    if problems or phase is None:
+    if phase is None:  # the presets depend on it: nothing more can be checked
         raise ConfigError(problems)
 
     layered = defaults_for(phase, str(environment), str(role), region, "edge" in own)
@@ -86,7 +86,7 @@ def parse_stack_config(
 
     for key in REQUIRED_SECRETS[cfg.role]:
         if values.get(key) in (None, ""):
-            problems.append(f"{where}: {key} is required for a {cfg.role} stack and missing; "
+            problems.append(f"{where}: {key} is required for the {cfg.role} role and missing; "
                             f"set it with `pulumi config set --secret {key} <value>`")
         elif key not in secret_keys:
             problems.append(f"{where}: {key} is stored in plain text; it must be a secret: "

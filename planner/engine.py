@@ -116,7 +116,7 @@ class RecordingMonitor(pmocks.MockMonitor):
             return None
         return self.provider_regions.get(provider_ref.rsplit("::", 1)[0])
 
-    def _record(self, request: Any, urn: str, inputs: dict, read: bool) -> None:
+    def _record(self, request: Any, urn: str, inputs: dict, read: bool) -> PlannedResource:
         provider = request.provider or None
         region = inputs.get("region") if isinstance(inputs.get("region"), str) else None
         if request.type.startswith("pulumi:providers:aws"):
@@ -134,26 +134,31 @@ class RecordingMonitor(pmocks.MockMonitor):
             "custom_timeouts": json_format.MessageToDict(request.customTimeouts)
             if request.HasField("customTimeouts") else {},
         }
-        self.planned.append(PlannedResource(
+        record = PlannedResource(
             urn=urn, type=request.type, name=request.name, stack=self.stack, region=region,
             parent=request.parent or None, custom=bool(getattr(request, "custom", True)),
-            provider=provider, inputs=inputs, options=options, read=read))
+            provider=provider, inputs=inputs, options=options, read=read)
+        self.planned.append(record)
+        return record
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
         inputs = mask(json_format.MessageToDict(request.object))
-        self._record(request, urn, inputs, read=False)
+        # The SDK calls the monitor from several threads: keep this call's own record.
+        record = self._record(request, urn, inputs, read=False)
         response = super().RegisterResource(request)
-        self.planned[-1].id = response.id or None
+        record.id = response.id or None
         return response
 
     def ReadResource(self, request):  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
         inputs = mask(json_format.MessageToDict(request.properties))
-        self._record(request, urn, inputs, read=True)
-        return super().ReadResource(request)
+        record = self._record(request, urn, inputs, read=True)
+        response = super().ReadResource(request)
+        record.id = request.id or None
+        return response
 
 
 def _resolve(value: Any) -> Any:

@@ -67,8 +67,12 @@ def _service(token: str) -> str:
     return token.split(":")[1].split("/")[0]
 
 
+# Where the ARN's service differs from the token's module.
+_ARN_SERVICE = {"aws:cloudwatch/logGroup:LogGroup": "logs"}
+
+
 def _arn(token: str, region: str, resource: str) -> str:
-    service = _service(token)
+    service = _ARN_SERVICE.get(token, _service(token))
     where = "" if service in _GLOBAL_SERVICES else region
     account = "" if service == "s3" else ACCOUNT_ID
     return f"arn:aws:{service}:{where}:{account}:{resource}"

@@ -1,0 +1,70 @@
+"""Shared fixtures: the recording mocks and the planned stacks.
+
+The recording Mocks live in planner/ (planner.mocks.PlanMocks with planner.engine's
+RecordingMonitor) because the offline plan and the tests must answer exactly alike; this
+file wraps them as fixtures rather than keeping a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config import seed
+from planner.cli import plan_stacks
+from planner.engine import Execution, PlannedResource, StackPlan, execute
+from planner.project import Project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return Project(ROOT)
+
+
+@pytest.fixture(scope="session")
+def prod(project: Project) -> dict[str, StackPlan]:
+    """Every prod stack planned once, in rollout order, phase as committed (1)."""
+    return {p.stack: p for p in plan_stacks(project, env="prod")}
+
+
+@pytest.fixture(scope="session")
+def prod_phase3(project: Project) -> dict[str, StackPlan]:
+    return {p.stack: p for p in plan_stacks(project, env="prod", phase=3)}
+
+
+@pytest.fixture(scope="session")
+def dev(project: Project) -> StackPlan:
+    return plan_stacks(project, stack="dev")[0]
+
+
+Build = Callable[..., Execution]
+
+
+@pytest.fixture
+def build() -> Build:
+    """Run a function that builds components, under the recording mocks.
+
+    `build(fn, region="eu-west-1", preview=False)` returns the Execution: every
+    registration (type, name, inputs, provider, parent, options) and the outputs.
+    """
+
+    def run(fn: Callable[[], None], *, region: str = seed.PRIMARY_REGION,
+            preview: bool = False, stack: str = "test") -> Execution:
+        return execute(fn, project="sofacover", stack=stack,
+                       values={"aws:region": region}, preview=preview)
+
+    return run
+
+
+def of_type(resources: list[PlannedResource], token: str) -> list[PlannedResource]:
+    return [r for r in resources if r.type == token]
+
+
+def named(resources: list[PlannedResource], name: str) -> PlannedResource:
+    matches = [r for r in resources if r.name == name]
+    assert len(matches) == 1, f"{name}: {len(matches)} resources"
+    return matches[0]

@@ -1,0 +1,265 @@
+"""Stack config: presets from the seed, key-by-key overrides, and every validation rule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from config import ConfigError, parse_stack_config, seed
+from config.models import SUPERUSER_RESERVED_CONNECTIONS
+from config.regions import AZ_COUNT
+
+SECRET = "sofacover:redisAuthToken"
+
+
+def values(**overrides: object) -> dict[str, str]:
+    """A valid prod primary config, as the engine passes it, with overrides."""
+    base: dict[str, object] = {
+        "aws:region": seed.PRIMARY_REGION,
+        "sofacover:environment": "prod",
+        "sofacover:role": "primary",
+        "sofacover:phase": "1",
+        SECRET: "[secret]",
+    }
+    for key, value in overrides.items():
+        full = key.replace("__", ":").replace("_", "")
+        base[full] = value
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+            for k, v in base.items() if v is not None}
+
+
+def parse(vals: dict[str, str], stack: str = "prod", secrets: set[str] | None = None):
+    return parse_stack_config(stack, vals, {SECRET, "cloudflare:apiToken"}
+                              if secrets is None else secrets)
+
+
+def problems(vals: dict[str, str], **kw) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        parse(vals, **kw)
+    return exc.value.problems
+
+
+def secondary(region: str = "us-west-2", primary_region: str = seed.PRIMARY_REGION):
+    return values(aws__region=region, sofacover__role="secondary", sofacover__redisAuthToken=None,
+                  sofacover__primary={"stack": "prod", "region": primary_region})
+
+
+# --- committed stack files -----------------------------------------------------------------
+
+def test_every_committed_stack_file_is_valid(project):
+    for stack in project.stacks():
+        cfg = project.stack_config(stack)
+        assert cfg.stack == stack
+
+
+def test_one_stack_per_secondary_region_of_the_seed(project):
+    regions = {project.stack_config(s).region for s in project.stacks()
+               if project.stack_config(s).role == "secondary"}
+    assert regions == set(seed.SECONDARY_REGIONS)
+
+
+# --- presets -----------------------------------------------------------------------------
+
+def test_phase1_prod_presets_come_from_the_seed():
+    cfg = parse(values())
+    assert (cfg.compute.min_size, cfg.compute.max_size) == (seed.ASG_MIN, seed.ASG_MAX)
+    hpa = cfg.kubernetes.hpa
+    assert (hpa.min_replicas, hpa.max_replicas) == (seed.HPA_MIN, seed.HPA_MAX)
+    assert (hpa.cpu_utilization, hpa.memory_utilization) == (seed.HPA_CPU_PERCENT,
+                                                              seed.HPA_MEMORY_PERCENT)
+    assert hpa.scale_up.stabilization_window_seconds == seed.HPA_UP_WINDOW_S
+    assert hpa.scale_down.percent == seed.HPA_DOWN_PERCENT
+    assert cfg.database.backup_retention_days == seed.BACKUP_RETENTION_DAYS
+    assert cfg.database.allocated_storage_gb == seed.DB_STORAGE_GB
+    assert cfg.database.iops >= seed.DB_IOPS
+    assert cfg.database.multi_az
+    assert cfg.cache.num_nodes == seed.REDIS_NODES
+    assert cfg.pgbouncer.max_server_connections == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
+    assert cfg.pgbouncer.max_client_connections >= seed.ONE_YEAR.peak_concurrent_users
+    assert cfg.regions.read_replicas == list(seed.READ_REPLICA_REGIONS)
+    assert cfg.network.nat_gateways == "perAz"
+
+
+def test_phase3_serves_every_seed_region():
+    cfg = parse(values(sofacover__phase="3"))
+    assert set(cfg.regions.serving) == {seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS}
+
+
+def test_dev_is_small_with_a_single_nat():
+    cfg = parse(values(sofacover__environment="dev", sofacover__role="all-in-one"), "dev")
+    assert cfg.network.nat_gateways == "single"
+    assert not cfg.database.multi_az
+    assert cfg.compute.max_size < seed.ASG_MAX
+
+
+def test_stack_file_overrides_key_by_key_and_keeps_the_rest():
+    cfg = parse(values(sofacover__network={"azCount": 2}, sofacover__compute={"maxSize": 12}))
+    assert cfg.network.az_count == 2
+    assert cfg.network.cidr == "10.10.0.0/16"  # the region default survives
+    assert cfg.compute.max_size == 12
+    assert cfg.compute.min_size == seed.ASG_MIN
+
+
+def test_secondary_carries_only_regional_concerns():
+    cfg = parse(secondary())
+    assert cfg.database is None and cfg.cache is None
+    assert cfg.network.cidr != parse(values()).network.cidr
+
+
+# --- validation: each rule broken ----------------------------------------------------------
+
+def test_unknown_top_level_key_is_named_with_the_valid_keys():
+    (msg,) = problems(values(sofacover__computer={"minSize": 1}))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:computer is not a known key")
+    assert "sofacover:compute" in msg
+
+
+def test_unknown_nested_key_lists_the_keys_valid_there():
+    (msg,) = problems(values(sofacover__network={"nats": 3}))
+    assert "sofacover:network.nats is not a known key" in msg
+    assert "azCount, cidr, flowLogs, natGateways" in msg
+
+
+def test_wrong_type_names_the_key_and_value():
+    (msg,) = problems(values(sofacover__network={"azCount": "three"}))
+    assert "sofacover:network.azCount is 'three'" in msg and "integer" in msg
+
+
+def test_object_key_given_a_scalar_is_refused():
+    (msg,) = problems(values(sofacover__network="big"))
+    assert "sofacover:network must be a map" in msg
+
+
+@pytest.mark.parametrize("concern,low,high", [
+    ("compute", "minSize", "maxSize"),
+])
+def test_max_below_min_is_refused(concern, low, high):
+    (msg,) = problems(values(**{f"sofacover__{concern}": {low: 5, high: 3,
+                                                          "desiredCapacity": 5}}))
+    assert msg == (f"Pulumi.prod.yaml: sofacover:{concern}.{high} is 3 but {low} is 5; "
+                   f"{high} must be >= {low}")
+
+
+def test_hpa_max_below_min_is_refused():
+    (msg,) = problems(values(sofacover__kubernetes={"hpa": {"minReplicas": 5, "maxReplicas": 2}}))
+    assert "sofacover:kubernetes.hpa.maxReplicas is 2 but minReplicas is 5" in msg
+
+
+def test_desired_outside_min_max_is_refused():
+    (msg,) = problems(values(sofacover__compute={"desiredCapacity": seed.ASG_MAX + 1}))
+    assert "sofacover:compute.desiredCapacity" in msg
+
+
+def test_unknown_region_lists_valid_regions():
+    (msg,) = problems(values(aws__region="us-east-9"))
+    assert msg.startswith("Pulumi.prod.yaml: aws:region is 'us-east-9'")
+    assert "us-west-2" in msg
+
+
+def test_unknown_region_in_a_list_says_which_element():
+    (msg,) = problems(values(sofacover__regions={"serving": ["us-east-1", "mars-1"]}))
+    assert "sofacover:regions.serving[1] is 'mars-1'" in msg
+
+
+@pytest.mark.parametrize("phase", ["0", "4", "two"])
+def test_phase_outside_1_to_3_is_refused(phase):
+    (msg,) = problems(values(sofacover__phase=phase))
+    assert msg == f"Pulumi.prod.yaml: sofacover:phase is {phase!r}; valid phases: 1, 2, 3"
+
+
+def test_phase_is_required():
+    (msg,) = problems(values(sofacover__phase=None))
+    assert "sofacover:phase is required" in msg
+
+
+def test_secondary_in_a_different_region_is_accepted():
+    assert parse(secondary()).primary.region == seed.PRIMARY_REGION
+
+
+def test_secondary_in_the_primary_region_is_refused():
+    (msg,) = problems(secondary(region=seed.PRIMARY_REGION))
+    assert "sofacover:primary.region is us-east-1, the same as this stack's aws:region" in msg
+
+
+def test_secondary_without_primary_is_refused():
+    vals = secondary()
+    del vals["sofacover:primary"]
+    (msg,) = problems(vals)
+    assert "sofacover:primary is required for a secondary stack" in msg
+
+
+def test_missing_required_secret_is_refused_with_the_command_to_set_it():
+    (msg,) = problems(values(sofacover__redisAuthToken=None))
+    assert f"{SECRET} is required for the primary role and missing" in msg
+    assert f"pulumi config set --secret {SECRET}" in msg
+
+
+def test_secret_in_plain_text_is_refused():
+    (msg,) = problems(values(), secrets=set())
+    assert f"{SECRET} is stored in plain text" in msg
+
+
+def test_edge_needs_the_cloudflare_token():
+    edge = {"zoneName": "example.com", "regionStacks": ["prod"]}
+    vals = values(aws__region=None, sofacover__role="edge", sofacover__redisAuthToken=None,
+                  sofacover__edge=edge)
+    (msg,) = problems(vals, secrets=set())
+    assert "cloudflare:apiToken is required for the edge role and missing" in msg
+    vals["cloudflare:apiToken"] = "[secret]"
+    assert parse(vals).edge.region_stacks == ["prod"]
+
+
+def test_prod_with_a_single_nat_is_refused_dev_is_not():
+    (msg,) = problems(values(sofacover__network={"natGateways": "single"}))
+    assert "sofacover:network.natGateways is 'single' but prod needs 'perAz'" in msg
+    dev = values(sofacover__environment="dev", sofacover__role="all-in-one",
+                 sofacover__network={"natGateways": "single"})
+    assert parse(dev, "dev").network.nat_gateways == "single"
+
+
+def test_more_azs_than_the_region_has_is_refused():
+    region = "us-west-1"
+    (msg,) = problems(values(aws__region=region, sofacover__regions={"serving": [region]},
+                             sofacover__network={"azCount": AZ_COUNT[region] + 1}))
+    assert f"but {region} has {AZ_COUNT[region]} availability zones" in msg
+
+
+def test_cidr_must_be_private_and_sized():
+    (msg,) = problems(values(sofacover__network={"cidr": "10.0.0.0/8"}))
+    assert "sofacover:network.cidr is '10.0.0.0/8': must be a /16 to /20" in msg
+    (msg,) = problems(values(sofacover__network={"cidr": "8.8.0.0/16"}))
+    assert "private" in msg
+
+
+def test_cache_that_cannot_fail_over_is_refused():
+    (msg,) = problems(values(sofacover__cache={"numNodes": 1}))
+    assert "sofacover:cache.numNodes is 1 but automaticFailover is on" in msg
+    assert parse(values(sofacover__cache={"numNodes": 1, "automaticFailover": False}))
+
+
+def test_pool_budget_must_fit_the_database_connections():
+    limit = 100
+    ok = limit - SUPERUSER_RESERVED_CONNECTIONS
+    assert parse(values(sofacover__database={"maxConnections": limit},
+                        sofacover__pgbouncer={"maxServerConnections": ok}))
+    (msg,) = problems(values(sofacover__database={"maxConnections": limit},
+                             sofacover__pgbouncer={"maxServerConnections": ok + 1}))
+    assert f"is {ok + 1} but database.maxConnections {limit} minus" in msg
+
+
+def test_role_must_suit_the_environment():
+    (msg,) = problems(values(sofacover__role="all-in-one"))
+    assert "sofacover:role is 'all-in-one' but environment 'prod' allows only" in msg
+
+
+def test_replicas_may_not_sit_in_the_primary_region():
+    (msg,) = problems(values(sofacover__regions={"readReplicas": [seed.PRIMARY_REGION]}))
+    assert "sofacover:regions.readReplicas lists us-east-1" in msg
+
+
+def test_independent_problems_are_all_reported_at_once():
+    msgs = problems(values(sofacover__bogus="1", sofacover__network={"azCount": "x"},
+                           sofacover__compute={"instanceType": 5}))
+    assert len(msgs) >= 2
+    assert all(m.startswith("Pulumi.prod.yaml: ") for m in msgs)

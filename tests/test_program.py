@@ -1,0 +1,136 @@
+"""The whole program per stack: what each role and phase creates, and the rollout order."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, seed
+from planner.project import Project
+from tests.conftest import ROOT, of_type
+
+NAT = "aws:ec2/natGateway:NatGateway"
+VPC = "aws:ec2/vpc:Vpc"
+SECONDARIES = [f"prod-{r}" for r in seed.SECONDARY_REGIONS]
+
+
+def test_prod_rollout_puts_primary_first_and_edge_last(prod):
+    order = list(prod)
+    assert order[0] == "prod"
+    assert order[-1] == "prod-edge"
+    assert set(order[1:-1]) == set(SECONDARIES)
+
+
+def test_no_stack_reads_a_stack_deployed_after_it(prod):
+    order = list(prod)
+    for i, plan in enumerate(prod.values()):
+        for ref in of_type(plan.resources, "pulumi:pulumi:StackReference"):
+            target = ref.inputs["name"].rsplit("/", 1)[-1]
+            assert order.index(target) < i, f"{plan.stack} reads {target}"
+
+
+def test_prod_primary_has_a_nat_per_az_in_its_region(prod):
+    plan = prod["prod"]
+    (vpc,) = of_type(plan.resources, VPC)
+    assert vpc.region == seed.PRIMARY_REGION
+    assert len(of_type(plan.resources, NAT)) == plan.outputs["availabilityZones"].__len__() == 3
+
+
+def test_dev_is_all_in_one_with_a_single_nat(dev):
+    assert dev.role == "all-in-one"
+    assert len(of_type(dev.resources, NAT)) == 1
+    assert dev.outputs["vpcCidr"] != "10.10.0.0/16"
+
+
+@pytest.mark.parametrize("region", seed.READ_REPLICA_REGIONS)
+def test_replica_regions_get_a_network_without_nat_in_phase1(prod, region):
+    plan = prod[f"prod-{region}"]
+    (vpc,) = of_type(plan.resources, VPC)
+    assert vpc.region == region
+    assert not of_type(plan.resources, NAT)
+    assert plan.outputs["primaryRegion"] == seed.PRIMARY_REGION
+    assert plan.outputs["dbSubnetGroupName"]
+
+
+def test_region_without_role_in_phase1_creates_nothing_but_reads_the_primary(prod):
+    (region,) = set(seed.SECONDARY_REGIONS) - set(seed.READ_REPLICA_REGIONS)
+    plan = prod[f"prod-{region}"]
+    assert plan.outputs["active"] is False
+    assert [r.type for r in plan.resources if not r.read] == ["pulumi:providers:aws"]
+    assert any("nothing to create yet" in m for m in plan.messages)
+
+
+def test_phase3_every_secondary_serves_with_nat_per_az(prod_phase3):
+    for stack in SECONDARIES:
+        plan = prod_phase3[stack]
+        assert plan.phase == 3
+        assert len(of_type(plan.resources, NAT)) == 3
+
+
+def test_regions_use_disjoint_cidrs(prod):
+    import ipaddress
+    cidrs = [ipaddress.IPv4Network(p.outputs["vpcCidr"]) for p in prod.values()
+             if "vpcCidr" in p.outputs]
+    assert len(cidrs) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1:])
+
+
+def test_edge_creates_no_aws_resources_and_reads_every_region(prod):
+    plan = prod["prod-edge"]
+    assert not [r for r in plan.resources if r.type.startswith(("aws:", "pulumi:providers:aws"))]
+    refs = {r.inputs["name"].rsplit("/", 1)[-1]
+            for r in of_type(plan.resources, "pulumi:pulumi:StackReference")}
+    assert refs == {"prod", *SECONDARIES}
+    assert plan.outputs["originRegions"]["prod"] == seed.PRIMARY_REGION
+
+
+def test_every_aws_resource_uses_the_stacks_explicit_provider_with_default_tags(prod):
+    plan = prod["prod"]
+    (provider,) = of_type(plan.resources, "pulumi:providers:aws")
+    assert '"Stack": "prod"' in provider.inputs["defaultTags"]
+    for res in plan.resources:
+        if res.type.startswith("aws:"):
+            assert res.provider and res.provider.startswith(provider.urn), res.name
+
+
+def test_resource_names_are_unique_per_stack(prod, dev):
+    for plan in [*prod.values(), dev]:
+        urns = [r.urn for r in plan.resources]
+        assert len(urns) == len(set(urns))
+
+
+def test_secret_config_never_reaches_outputs_or_inputs(prod, dev):
+    import json
+    for plan in [*prod.values(), dev]:
+        text = json.dumps(plan.as_json())
+        assert "placeholder:replace" not in text
+
+
+def copy_project(tmp_path: Path) -> Path:
+    for item in ["Pulumi.yaml", "__main__.py", *[p.name for p in ROOT.glob("Pulumi.*.yaml")]]:
+        shutil.copy(ROOT / item, tmp_path / item)
+    return tmp_path
+
+
+def test_a_reference_to_a_later_or_missing_stack_is_refused(tmp_path):
+    root = copy_project(tmp_path)
+    text = (root / "Pulumi.prod-us-west-2.yaml").read_text().replace("stack: prod", "stack: prod-edge")
+    (root / "Pulumi.prod-us-west-2.yaml").write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        Project(root).rollout("prod")
+    assert any("sofacover:primary.stack names 'prod-edge', which is deployed after" in p
+               for p in exc.value.problems)
+
+
+def test_a_stack_without_the_edge_never_imports_cloudflare():
+    code = ("import sys; from pathlib import Path; from planner.cli import plan_stacks;"
+            "from planner.project import Project;"
+            "plan_stacks(Project(Path('.')), stack='prod');"
+            "print('pulumi_cloudflare' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
