@@ -11,6 +11,7 @@ import pytest
 
 from components.network import Network, NetworkArgs, plan_subnets
 from config.regions import AZ_COUNT
+from planner.mocks import ACCOUNT_ID
 from tests.conftest import of_type
 
 NAT = "aws:ec2/natGateway:NatGateway"
@@ -128,7 +129,8 @@ def test_flow_logs_go_to_cloudwatch_with_their_retention(build):
     (group,) = of_type(res, "aws:cloudwatch/logGroup:LogGroup")
     (flow,) = of_type(res, "aws:ec2/flowLog:FlowLog")
     assert group.inputs["retentionInDays"] == 365
-    assert flow.inputs["logDestination"] == f"arn:aws:logs:us-east-1:123456789012:log-group:{group.id}"
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:{group.id}"
+    assert flow.inputs["logDestination"] == arn
     assert flow.inputs["trafficType"] == "ALL"
     (role,) = of_type(res, "aws:iam/role:Role")
     assert "vpc-flow-logs.amazonaws.com" in role.inputs["assumeRolePolicy"]

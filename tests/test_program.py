@@ -118,8 +118,8 @@ def copy_project(tmp_path: Path) -> Path:
 
 def test_a_reference_to_a_later_or_missing_stack_is_refused(tmp_path):
     root = copy_project(tmp_path)
-    text = (root / "Pulumi.prod-us-west-2.yaml").read_text().replace("stack: prod", "stack: prod-edge")
-    (root / "Pulumi.prod-us-west-2.yaml").write_text(text)
+    stack_file = root / "Pulumi.prod-us-west-2.yaml"
+    stack_file.write_text(stack_file.read_text().replace("stack: prod", "stack: prod-edge"))
     with pytest.raises(ConfigError) as exc:
         Project(root).rollout("prod")
     assert any("sofacover:primary.stack names 'prod-edge', which is deployed after" in p
