@@ -35,7 +35,8 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
     StackReferences resolve to the outputs planned for the earlier stacks.
     """
     if env is None:
-        env = project.stack_config(stack or DEFAULT_STACK, phase).environment
+        stack = stack or DEFAULT_STACK
+        env = project.stack_config(stack, phase).environment
     rollout = project.rollout(env, phase)
     wanted = [c.stack for c in rollout] if stack is None else [stack]
     needed: set[str] = set()

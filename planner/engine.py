@@ -108,7 +108,31 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.stack = stack
         self.planned: list[PlannedResource] = []
         self.provider_regions: dict[str, str] = {}
+        self.loops: set[asyncio.AbstractEventLoop] = set()
         mocks._region_of = self.region_of
+
+    def _thread_loop(self) -> None:
+        # The SDK calls the monitor from worker threads, and MockMonitor gives each thread an
+        # event loop that nobody closes (Python then complains at exit). Hand out loops we
+        # own instead, and close them when the run is over.
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        self.loops.add(loop)
+
+    def close_loops(self) -> None:
+        for loop in self.loops:
+            if not loop.is_running():
+                loop.close()
+        self.loops.clear()
+
+    def Invoke(self, request):  # noqa: N802 - gRPC method name
+        self._thread_loop()
+        return super().Invoke(request)
 
     def region_of(self, provider_ref: str | None) -> str | None:
         # A provider reference is "<provider urn>::<provider id>".
@@ -142,6 +166,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         return record
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        self._thread_loop()
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -153,6 +178,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         return response
 
     def ReadResource(self, request):  # noqa: N802 - gRPC method name
+        self._thread_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
         inputs = mask(json_format.MessageToDict(request.properties))
         record = self._record(request, urn, inputs, read=True)
@@ -229,6 +255,7 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
             _sync_await(run_in_stack(wrapped))
             outputs.update({k: _resolve(v) for k, v in sorted(roots[0].outputs.items())})
         finally:
+            monitor.close_loops()
             loop.close()
             asyncio.set_event_loop(None)
 

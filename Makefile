@@ -1,0 +1,29 @@
+# The two commands of the README. Both create .venv and install the project on first use
+# (and again whenever pyproject.toml changes).
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: plan plan-env test lint bench
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+## make plan [ARGS="--env prod --json plan.json"]: print the plan of prod (or ARGS)
+plan: $(STAMP)
+	@$(VENV)/bin/sofacover plan $(ARGS)
+
+## make test: lint, then the whole test suite
+test: $(STAMP) lint
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## make bench: time the offline plan against the import floor (figures in docs/benchmarks.md)
+bench: $(STAMP)
+	$(PY) bench/plan_timing.py

@@ -1,0 +1,138 @@
+"""`sofacover plan`: the tree, the JSON plan, --env, --phase, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from config import seed
+from planner.cli import app
+from tests.test_program import copy_project
+
+runner = CliRunner()
+
+
+def plan(*args: str):
+    return runner.invoke(app, ["plan", *args], env={"COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def prod_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    result = plan("--json", str(path))
+    assert result.exit_code == 0, result.output
+    return result, json.loads(path.read_text())
+
+
+def test_default_plan_is_prod_printed_as_region_component_resource_tree(prod_json):
+    result, _ = prod_json
+    out = result.stdout
+    assert "prod  role=primary  environment=prod  phase=1" in out
+    region = out.index(seed.PRIMARY_REGION)
+    component = out.index("sofacover:network:Network  sofacover-prod")
+    vpc = out.index("aws:ec2/vpc:Vpc  sofacover-prod-vpc  cidrBlock=10.10.0.0/16")
+    assert region < component < vpc
+    assert "aws:ec2/natGateway:NatGateway" in out
+    assert "Resources to create, by type" in out
+    assert "total" in out
+
+
+def test_json_plan_holds_every_resource_with_inputs_options_and_parent(prod_json):
+    result, doc = prod_json
+    (stack,) = doc["stacks"]
+    assert stack["stack"] == "prod" and stack["region"] == seed.PRIMARY_REGION
+    assert stack["outputs"]["vpcCidr"] == "10.10.0.0/16"
+    by_name = {r["name"]: r for r in stack["resources"]}
+    vpc, network = by_name["sofacover-prod-vpc"], by_name["sofacover-prod"]
+    assert vpc["parent"] == network["urn"]
+    assert vpc["type"] == "aws:ec2/vpc:Vpc" and vpc["region"] == seed.PRIMARY_REGION
+    assert vpc["urn"].endswith("sofacover:network:Network$aws:ec2/vpc:Vpc::sofacover-prod-vpc")
+    assert vpc["inputs"]["enableDnsHostnames"] is True
+    assert set(vpc["options"]) >= {"protect", "ignore_changes", "delete_before_replace",
+                                   "retain_on_delete"}
+    # the tree's count is the JSON's count
+    created = [r for r in stack["resources"] if not r["read"]]
+    assert f"{len(created)} │ total" in result.stdout or f"{len(created)} | total" in \
+        result.stdout.replace("│", "|")
+
+
+def test_env_plans_every_stack_in_rollout_order_resolving_references(tmp_path):
+    path = tmp_path / "env.json"
+    result = plan("--env", "prod", "--json", str(path))
+    assert result.exit_code == 0, result.output
+    stacks = [s["stack"] for s in json.loads(path.read_text())["stacks"]]
+    assert stacks[0] == "prod" and stacks[-1] == "prod-edge" and len(stacks) == 5
+    headers = [result.stdout.index(f"{s}  role=") for s in stacks]
+    assert headers == sorted(headers)
+    secondary = json.loads(path.read_text())["stacks"][1]
+    assert secondary["outputs"]["primaryRegion"] == seed.PRIMARY_REGION
+
+
+def test_phase_option_plans_a_stack_as_if_its_phase_were_n():
+    region = "ap-southeast-1"
+    assert "NatGateway" not in plan("--stack", f"prod-{region}").stdout
+    result = plan("--stack", f"prod-{region}", "--phase", "3")
+    assert result.exit_code == 0, result.output
+    assert "phase=3" in result.stdout and "aws:ec2/natGateway:NatGateway" in result.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--phase", "4"], "--phase"),
+    (["--stack", "prod", "--env", "prod"], "--stack and --env are exclusive"),
+    (["--stack", "staging"], "no stack 'staging'"),
+    (["--env", "qa"], "no stack has sofacover:environment 'qa'"),
+    (["--json", "/nonexistent/dir/plan.json"], "--json"),
+])
+def test_bad_arguments_exit_2_with_a_message_naming_them(args, expected):
+    result = plan(*args)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_stack_config_exits_2_listing_each_problem_without_traceback(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text() + (
+        "  sofacover:compute:\n    minSize: 6\n    maxSize: 2\n"
+        "  sofacover:colour: blue\n"))
+    result = plan("--project", str(root))
+    assert result.exit_code == 2
+    assert "Pulumi.prod.yaml: sofacover:compute.maxSize is 2 but minSize is 6" in result.output
+    assert "Pulumi.prod.yaml: sofacover:colour is not a known key" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unparseable_stack_file_names_the_file(tmp_path):
+    root = copy_project(tmp_path)
+    (root / "Pulumi.prod.yaml").write_text("config: [unclosed\n")
+    result = plan("--project", str(root))
+    assert result.exit_code == 2 and "Pulumi.prod.yaml: not valid YAML" in result.output
+
+
+def test_secrets_are_planned_masked_and_never_printed(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod.yaml"
+    cipher = "v1:bm90LWEtcmVhbC1jaXBoZXI=:VE9QU0VDUkVU"
+    text = stack_file.read_text().replace("v1:placeholder:replace-with-pulumi-config-set-secret",
+                                          cipher)
+    stack_file.write_text(text)
+    path = tmp_path / "plan.json"
+    result = plan("--project", str(root), "--json", str(path))
+    assert result.exit_code == 0, result.output
+    assert cipher not in result.output and cipher not in path.read_text()
+
+
+def test_a_secret_in_plain_text_is_a_config_error(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod.yaml"
+    secure = "\n    secure: v1:placeholder:replace-with-pulumi-config-set-secret"
+    text = stack_file.read_text().replace(f"  sofacover:redisAuthToken:{secure}",
+                                          "  sofacover:redisAuthToken: hunter2")
+    stack_file.write_text(text)
+    result = plan("--project", str(root))
+    assert result.exit_code == 2
+    assert "sofacover:redisAuthToken is stored in plain text" in result.output
+    assert "hunter2" not in result.output
