@@ -147,13 +147,14 @@ def _phase(value: Any, where: str, problems: list[str]) -> int | None:
 
 
 def _key(loc: tuple[Any, ...], field: str | None = None) -> str:
-    parts = [str(p) for p in loc if not isinstance(p, int)] + ([field] if field else [])
-    if parts[:1] == ["region"]:  # StackConfig.region is the AWS provider's key
-        parts[0] = "aws:region"
-    path = ".".join(parts)
-    indices = [p for p in loc if isinstance(p, int)]
-    if indices:  # a list element: say which one
-        path += f"[{indices[-1]}]"
+    path = ""
+    for part in (*loc, *([field] if field else [])):
+        if isinstance(part, int):  # a list element: say which one
+            path += f"[{part}]"
+        elif part == "region" and not path:  # StackConfig.region is the AWS provider's key
+            path = "aws:region"
+        else:
+            path += f".{part}" if path else str(part)
     if ":" in path:  # already a full key (another namespace)
         return path
     return f"{NAMESPACE}:{path}"
@@ -161,7 +162,7 @@ def _key(loc: tuple[Any, ...], field: str | None = None) -> str:
 
 def _valid_keys_at(loc: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] = StackConfig
-    for part in loc[:-1]:
+    for part in [p for p in loc[:-1] if not isinstance(p, int)]:
         field = next((f for n, f in model.model_fields.items()
                       if (f.alias or n) == part), None)
         if field is None:

@@ -87,14 +87,40 @@ class NetworkConfig(Model):
         return str(net)
 
 
+class WarmPoolConfig(Model):
+    """Pre-initialised, stopped instances that join in seconds instead of minutes."""
+
+    enabled: bool = False
+    min_size: Annotated[int, Field(ge=0)] = 1
+    max_prepared_capacity: Annotated[int, Field(ge=0)] | None = None
+
+
 class ComputeConfig(Model):
-    """`sofacover:compute`: the Auto Scaling group behind the ALB."""
+    """`sofacover:compute`: the ALB and the Auto Scaling group behind it."""
 
     platform: Literal["ec2", "kubernetes"] = "ec2"
     instance_type: str = "m5.large"
+    # Extra types for the mixed-instances policy (spot diversification); first is the base.
+    instance_types: list[str] = []
     min_size: Annotated[int, Field(ge=0)]
     max_size: PositiveInt
     desired_capacity: Annotated[int, Field(ge=0)]
+    spot_percent: Annotated[int, Field(ge=0, le=100)] = 0
+    on_demand_base: Annotated[int, Field(ge=0)] = 0
+    warm_pool: WarmPoolConfig = WarmPoolConfig()
+    cpu_target_percent: Percent = 70
+    requests_per_target: PositiveInt = 1000
+    instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 90
+    health_check_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
+    root_volume_gb: Annotated[int, Field(ge=8, le=1024)] = 30
+    app_image: str = "public.ecr.aws/docker/library/nginx:1.27-alpine"
+    app_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    health_check_path: str = "/healthz"
+    domain_name: str = "sofacoverpro.com"
+    certificate_arn: str | None = None
+    # "cloudflare": the ALB admits only Cloudflare's published ranges (the edge fronts it).
+    origin_access: Literal["public", "cloudflare"] = "public"
+    access_log_days: PositiveInt = 90
 
     @model_validator(mode="after")
     def _sizes(self) -> ComputeConfig:
@@ -104,6 +130,12 @@ class ComputeConfig(Model):
         if not self.min_size <= self.desired_capacity <= self.max_size:
             raise rule("desiredCapacity", f"is {self.desired_capacity}; it must lie between "
                        f"minSize {self.min_size} and maxSize {self.max_size}")
+        if self.warm_pool.enabled and self.spot_percent > 0:
+            raise rule("warmPool.enabled", f"is true but spotPercent is {self.spot_percent}; "
+                       "EC2 warm pools do not support mixed instances or spot: choose one")
+        if self.on_demand_base > self.max_size:
+            raise rule("onDemandBase", f"is {self.on_demand_base} but maxSize is "
+                       f"{self.max_size}; it must be <= maxSize")
         return self
 
 
@@ -133,11 +165,58 @@ class HpaConfig(Model):
         return self
 
 
-class KubernetesConfig(Model):
-    """`sofacover:kubernetes`: used when compute.platform is kubernetes."""
+DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Mi|Gi|Ki)?$")]
 
-    version: str = "1.33"
+
+class ServiceConfig(Model):
+    """One app service on Kubernetes: its own Deployment, Service, HPA, PDB and ALB rule."""
+
+    name: DnsLabel
+    image: str = Field(min_length=1)
+    path: str = Field(pattern=r"^/[-A-Za-z0-9_./*]*$")
+    """ALB path pattern routed to this service, e.g. /api/cart*."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    node_port: Annotated[int, Field(ge=30000, le=32767)]
+    """The NodePort the ALB target group reaches the service on (no LB controller needed)."""
+    health_path: str = "/healthz"
+    cpu_request: Quantity = "250m"
+    # No CPU limit by default: with limit = request the HPA can grow at most 1.43x a step
+    # and misses the 2-minute KPI (anchors.md section 2). Set one to cap noisy neighbours.
+    cpu_limit: Quantity | None = None
+    memory_request: Quantity = "512Mi"
+    memory_limit: Quantity = "512Mi"
+    min_replicas: PositiveInt | None = None
+    max_replicas: PositiveInt | None = None
+
+
+class KubernetesConfig(Model):
+    """`sofacover:kubernetes`: EKS and the app services, used when compute.platform is
+    kubernetes."""
+
+    version: str = Field("1.33", pattern=r"^1\.[0-9]{2}$")
+    namespace: DnsLabel = "sofacover"
     hpa: HpaConfig
+    services: list[ServiceConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> KubernetesConfig:
+        for field_name, label in (("name", "name"), ("node_port", "nodePort"),
+                                  ("path", "path")):
+            seen: set[object] = set()
+            for svc in self.services:
+                value = getattr(svc, field_name)
+                if value in seen:
+                    raise rule("services", f"has two services with {label} {value!r}; "
+                               f"each service needs its own {label}")
+                seen.add(value)
+        for svc in self.services:
+            low = svc.min_replicas or self.hpa.min_replicas
+            high = svc.max_replicas or self.hpa.max_replicas
+            if high < low:
+                raise rule("services", f"{svc.name}: maxReplicas {high} is below minReplicas "
+                           f"{low}")
+        return self
 
 
 class DatabaseConfig(Model):

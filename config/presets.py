@@ -18,7 +18,9 @@ _HPA = {
     "cpuUtilization": seed.HPA_CPU_PERCENT,
     "memoryUtilization": seed.HPA_MEMORY_PERCENT,
     "scaleUp": {
-        "stabilizationWindowSeconds": seed.HPA_UP_WINDOW_S,
+        # Project choice, not the seed's 60 s: a scale-up window only delays reacting to a
+        # spike (Kubernetes' own default is 0 s); with it the 2-minute KPI is out of reach.
+        "stabilizationWindowSeconds": 0,
         "percent": seed.HPA_UP_PERCENT,
         "periodSeconds": seed.HPA_UP_PERIOD_S,
     },
@@ -28,6 +30,19 @@ _HPA = {
         "periodSeconds": seed.HPA_DOWN_PERIOD_S,
     },
 }
+
+# The seed's move to focused services. Paths are ALB path patterns; the storefront takes the
+# rest. Images are placeholders until the app's registry exists (set per stack).
+_SERVICES = [
+    {"name": "catalog", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
+     "path": "/api/catalog*", "nodePort": 30081},
+    {"name": "cart", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
+     "path": "/api/cart*", "nodePort": 30082},
+    {"name": "checkout", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
+     "path": "/api/checkout*", "nodePort": 30083},
+    {"name": "storefront", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
+     "path": "/*", "nodePort": 30080},
+]
 
 _DATABASE = {
     "engineVersion": "16.6",
@@ -64,7 +79,7 @@ PHASES: dict[int, dict[str, Any]] = {
                     "readReplicas": list(seed.READ_REPLICA_REGIONS)},
         "compute": {"platform": "ec2", "instanceType": "m5.large", "minSize": seed.ASG_MIN,
                     "maxSize": seed.ASG_MAX, "desiredCapacity": seed.ASG_MIN},
-        "kubernetes": {"hpa": _HPA},
+        "kubernetes": {"hpa": _HPA, "services": _SERVICES},
         "database": _DATABASE,
         "cache": _CACHE,
         "pgbouncer": _PGBOUNCER,
@@ -89,7 +104,8 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "dev": {
         "network": {"natGateways": "single", "flowLogs": {"retentionDays": 14}},
         "compute": {"instanceType": "t3.medium", "minSize": 1, "maxSize": 2,
-                    "desiredCapacity": 1},
+                    "desiredCapacity": 1, "domainName": "dev.sofacoverpro.com",
+                    "accessLogDays": 14},
         "kubernetes": {"hpa": {"minReplicas": 1, "maxReplicas": 3}},
         "database": {"instanceClass": "db.t4g.medium", "allocatedStorageGb": 50,
                      "maxAllocatedStorageGb": 100, "iops": 3_000, "multiAz": False,
@@ -97,7 +113,11 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "cache": {"nodeType": "cache.t4g.medium", "numNodes": 2},
         "pgbouncer": {"replicas": 1, "maxServerConnections": 40, "maxClientConnections": 200},
     },
-    "prod": {"network": {"natGateways": "perAz", "flowLogs": {"retentionDays": 365}}},
+    "prod": {
+        "network": {"natGateways": "perAz", "flowLogs": {"retentionDays": 365}},
+        # The edge fronts prod: the ALB admits only Cloudflare's ranges.
+        "compute": {"originAccess": "cloudflare", "accessLogDays": 365},
+    },
 }
 
 # Which concerns each role's stacks carry.

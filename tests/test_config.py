@@ -68,7 +68,11 @@ def test_phase1_prod_presets_come_from_the_seed():
     assert (hpa.min_replicas, hpa.max_replicas) == (seed.HPA_MIN, seed.HPA_MAX)
     assert (hpa.cpu_utilization, hpa.memory_utilization) == (seed.HPA_CPU_PERCENT,
                                                               seed.HPA_MEMORY_PERCENT)
-    assert hpa.scale_up.stabilization_window_seconds == seed.HPA_UP_WINDOW_S
+    # The seed's scale-up percent and period stand; its 60 s window is dropped for the KPI.
+    assert (hpa.scale_up.percent, hpa.scale_up.period_seconds) == (seed.HPA_UP_PERCENT,
+                                                                    seed.HPA_UP_PERIOD_S)
+    assert hpa.scale_up.stabilization_window_seconds < seed.HPA_UP_WINDOW_S
+    assert hpa.scale_down.stabilization_window_seconds == seed.HPA_DOWN_WINDOW_S
     assert hpa.scale_down.percent == seed.HPA_DOWN_PERCENT
     assert cfg.database.backup_retention_days == seed.BACKUP_RETENTION_DAYS
     assert cfg.database.allocated_storage_gb == seed.DB_STORAGE_GB
@@ -263,3 +267,47 @@ def test_independent_problems_are_all_reported_at_once():
                            sofacover__compute={"instanceType": 5}))
     assert len(msgs) >= 2
     assert all(m.startswith("Pulumi.prod.yaml: ") for m in msgs)
+
+
+def test_every_hpa_field_is_overridable_per_stack():
+    cfg = parse(values(sofacover__kubernetes={"hpa": {
+        "scaleUp": {"stabilizationWindowSeconds": seed.HPA_UP_WINDOW_S}}}))
+    assert cfg.kubernetes.hpa.scale_up.stabilization_window_seconds == seed.HPA_UP_WINDOW_S
+    assert cfg.kubernetes.hpa.scale_up.percent == seed.HPA_UP_PERCENT
+
+
+def test_warm_pool_with_spot_is_refused():
+    (msg,) = problems(values(sofacover__compute={"spotPercent": 50,
+                                                 "warmPool": {"enabled": True}}))
+    assert "sofacover:compute.warmPool.enabled is true but spotPercent is 50" in msg
+    assert parse(values(sofacover__compute={"warmPool": {"enabled": True}}))
+    assert parse(values(sofacover__compute={"spotPercent": 50}))
+
+
+def _services(*svcs: dict) -> dict:
+    return {"services": [{"image": "x:1", **s} for s in svcs]}
+
+
+@pytest.mark.parametrize("field,a,b", [
+    ("name", {"name": "cart"}, {"name": "cart"}),
+    ("nodePort", {"nodePort": 30001}, {"nodePort": 30001}),
+    ("path", {"path": "/a*"}, {"path": "/a*"}),
+])
+def test_services_must_not_share_a_name_node_port_or_path(field, a, b):
+    first = {"name": "one", "path": "/one*", "nodePort": 30001, **a}
+    second = {"name": "two", "path": "/two*", "nodePort": 30002, **b}
+    (msg,) = problems(values(sofacover__kubernetes=_services(first, second)))
+    assert f"sofacover:kubernetes.services has two services with {field}" in msg
+
+
+def test_distinct_services_are_accepted():
+    cfg = parse(values(sofacover__kubernetes=_services(
+        {"name": "one", "path": "/one*", "nodePort": 30001},
+        {"name": "two", "path": "/two*", "nodePort": 30002})))
+    assert [s.name for s in cfg.kubernetes.services] == ["one", "two"]
+
+
+def test_service_node_port_outside_the_node_port_range_is_refused():
+    (msg,) = problems(values(sofacover__kubernetes=_services(
+        {"name": "one", "path": "/one*", "nodePort": 8080})))
+    assert "sofacover:kubernetes.services[0].nodePort is 8080" in msg and "30000" in msg
