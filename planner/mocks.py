@@ -115,7 +115,9 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["ownerId"] = ACCOUNT_ID
             self._ec2_extras(token, rid, h, inputs, state)
         elif token in _NAMED:
-            rname = inputs.get("name") or f"{name}-{h[:7]}"
+            # name_prefix: AWS appends a 26-character unique suffix.
+            rname = inputs.get("name") or (inputs["namePrefix"] + h[:26] if
+                                           inputs.get("namePrefix") else f"{name}-{h[:7]}")
             state["name"] = rname
             state["arn"] = _arn(token, region, _NAMED[token].format(name=rname))
             rid = rname
@@ -125,6 +127,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             rname = inputs.get("name") or f"{name}-{h[:7]}"
             state["name"] = rname
             rid = f"{inputs.get('role')}:{rname}"
+        elif token in _DATA_TIER:
+            rid = _DATA_TIER[token](name, h, region, inputs, state)
         else:
             rid = f"{name}-{h[:12]}"
             if token.startswith("aws:"):
@@ -169,6 +173,86 @@ class PlanMocks(pulumi.runtime.Mocks):
             raise pulumi.RunError(f"the offline plan has no answer for invoke {token}; add "
                                   "one to planner/mocks.py")
         return answer(self, region, a)
+
+
+# -- data tier: RDS, KMS, ElastiCache ----------------------------------------------------------
+
+def _rds_instance(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                  state: dict[str, Any]) -> str:
+    ident = inputs.get("identifier") or f"{name}-{h[:7]}"
+    # RDS endpoints: <identifier>.<12-char account/region hash>.<region>.rds.amazonaws.com
+    address = f"{ident}.c{h[12:23]}.{region}.rds.amazonaws.com"
+    port = int(inputs.get("port") or 5432)
+    state.update(identifier=ident, address=address, port=port, endpoint=f"{address}:{port}",
+                 arn=_arn("aws:rds/instance:Instance", region, f"db:{ident}"),
+                 resourceId="db-" + h[23:49].upper(), hostedZoneId="Z2R2ITUGPM61AM",
+                 engine=inputs.get("engine") or "postgres", status="available",
+                 engineVersionActual=inputs.get("engineVersion") or "16.6",
+                 latestRestorableTime="2026-11-27T00:00:00Z")
+    if inputs.get("manageMasterUserPassword"):
+        state["masterUserSecrets"] = [{
+            "secretArn": _arn("aws:secretsmanager/secret:Secret", region,
+                              f"secret:rds!db-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
+                              f"{h[20:32]}-{h[32:38]}"),
+            "kmsKeyId": inputs.get("masterUserSecretKmsKeyId") or "",
+            "secretStatus": "active"}]
+    return ident
+
+
+def _kms_key(name: str, h: str, region: str, inputs: Mapping[str, Any],
+             state: dict[str, Any]) -> str:
+    key_id = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+    state.update(keyId=key_id, arn=_arn("aws:kms/key:Key", region, f"key/{key_id}"),
+                 keyUsage="ENCRYPT_DECRYPT", customerMasterKeySpec="SYMMETRIC_DEFAULT")
+    return key_id
+
+
+def _kms_alias(name: str, h: str, region: str, inputs: Mapping[str, Any],
+               state: dict[str, Any]) -> str:
+    alias = inputs.get("name") or f"alias/{name}"
+    state.update(arn=_arn("aws:kms/alias:Alias", region, alias),
+                 targetKeyArn=_arn("aws:kms/key:Key", region,
+                                   f"key/{inputs.get('targetKeyId', '')}"))
+    return alias
+
+
+def _backup_replication(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                        state: dict[str, Any]) -> str:
+    # Its id is the ARN of the replicated backups in the destination region.
+    return _arn("aws:rds/instance:Instance", region, f"auto-backup:ab-{h[:26]}")
+
+
+def _replication_group(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                       state: dict[str, Any]) -> str:
+    gid = inputs.get("replicationGroupId") or f"{name}-{h[:7]}"[:40]
+    short = _zone_id(f"{region}a").split("-")[0]
+    suffix = f"{h[12:18]}.{short}.cache.amazonaws.com"
+    port = int(inputs.get("port") or 6379)
+    clustered = inputs.get("clusterMode") == "enabled"
+    groups = int(inputs.get("numNodeGroups") or 1)
+    per_group = 1 + int(inputs.get("replicasPerNodeGroup") or 0)
+    count = groups * per_group if clustered else int(inputs.get("numCacheClusters") or 1)
+    state.update(
+        arn=_arn("aws:elasticache/replicationGroup:ReplicationGroup", region,
+                 f"replicationgroup:{gid}"),
+        port=port, memberClusters=[f"{gid}-{i + 1:03d}" for i in range(count)],
+        engineVersionActual=inputs.get("engineVersion") or "7.1.0")
+    if clustered:
+        state["configurationEndpointAddress"] = f"clustercfg.{gid}.{suffix}"
+    else:
+        state.update(primaryEndpointAddress=f"master.{gid}.{suffix}",
+                     readerEndpointAddress=f"replica.{gid}.{suffix}")
+    return gid
+
+
+_DATA_TIER: dict[str, Callable[[str, str, str, Mapping[str, Any], dict[str, Any]], str]] = {
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": _kms_alias,
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
+        _backup_replication,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
+}
 
 
 def _zone_id(az: str) -> str:
