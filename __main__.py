@@ -73,6 +73,42 @@ def regional(cfg: StackConfig) -> None:
     pulumi.export("cacheSubnetGroupName", network.cache_subnet_group_name)
     pulumi.export("natPublicIps", network.nat_public_ips)
 
+    if cfg.hosts_app:
+        web_tier(cfg, network, opts)
+
+
+def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
+    """ALB + Auto Scaling group; on the kubernetes platform also EKS and the workloads."""
+    from components.compute import Compute, ComputeArgs
+
+    assert cfg.compute is not None and cfg.kubernetes is not None
+    name = f"sofacover-{cfg.stack}"
+    prod = cfg.environment == "prod"
+    placement = dict(vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr,
+                     public_subnet_ids=network.public_subnet_ids,
+                     private_subnet_ids=network.private_subnet_ids, deletion_protection=prod)
+    if cfg.compute.platform == "kubernetes":
+        # Imported here: pulumi_kubernetes costs import time a plain-EC2 stack need not pay.
+        from components.eks import Eks, EksArgs
+
+        eks = Eks(name, EksArgs.from_config(cfg.kubernetes,
+                                            subnet_ids=network.private_subnet_ids,
+                                            deletion_protection=prod), opts)
+        compute = Compute(name, ComputeArgs.from_config(
+            cfg.compute, **placement, services=cfg.kubernetes.services,
+            user_data=eks.node_user_data, ami_parameter=eks.ami_parameter,
+            instance_role_name=eks.node_role_name,
+            extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
+        pulumi.export("clusterName", eks.cluster_name)
+        pulumi.export("kubeconfig", eks.kubeconfig)
+    else:
+        compute = Compute(name, ComputeArgs.from_config(cfg.compute, **placement), opts)
+    pulumi.export("albDnsName", compute.alb_dns_name)
+    pulumi.export("albZoneId", compute.alb_zone_id)
+    pulumi.export("albArnSuffix", compute.alb_arn_suffix)
+    pulumi.export("asgName", compute.asg_name)
+    pulumi.export("certificateValidationRecords", compute.certificate_validation_records)
+
 
 def edge(cfg: StackConfig) -> None:
     # The Cloudflare resources land with the edge issue; until then the stack records which

@@ -7,6 +7,7 @@ an ARN for AWS types); an invoke it does not know is an error, so nothing is fak
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
@@ -50,6 +51,7 @@ _NAMED: dict[str, str] = {
     "aws:s3/bucket:Bucket": "{name}",
     "aws:s3/bucketV2:BucketV2": "{name}",
     "aws:sns/topic:Topic": "{name}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "alarm:{name}",
 }
 _GLOBAL_SERVICES = {"iam", "s3", "cloudfront", "route53"}
 
@@ -68,11 +70,13 @@ def _service(token: str) -> str:
 
 
 # Where the ARN's service differs from the token's module.
-_ARN_SERVICE = {"aws:cloudwatch/logGroup:LogGroup": "logs"}
+# Where the ARN's service differs from the token's module (by token, or by module).
+_ARN_SERVICE = {"aws:cloudwatch/logGroup:LogGroup": "logs", "lb": "elasticloadbalancing"}
 
 
 def _arn(token: str, region: str, resource: str) -> str:
-    service = _ARN_SERVICE.get(token, _service(token))
+    module = _service(token)
+    service = _ARN_SERVICE.get(token) or _ARN_SERVICE.get(module) or module
     where = "" if service in _GLOBAL_SERVICES else region
     account = "" if service == "s3" else ACCOUNT_ID
     return f"arn:aws:{service}:{where}:{account}:{resource}"
@@ -120,6 +124,9 @@ class PlanMocks(pulumi.runtime.Mocks):
                                            inputs.get("namePrefix") else f"{name}-{h[:7]}")
             state["name"] = rname
             state["arn"] = _arn(token, region, _NAMED[token].format(name=rname))
+            if token == "aws:s3/bucket:Bucket":
+                state.update(bucket=rname, bucketDomainName=f"{rname}.s3.amazonaws.com",
+                             bucketRegionalDomainName=f"{rname}.s3.{region}.amazonaws.com")
             rid = rname
             if token == "aws:iam/role:Role":
                 state["uniqueId"] = "AROA" + h[:17].upper()
@@ -129,6 +136,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             rid = f"{inputs.get('role')}:{rname}"
         elif token in _DATA_TIER:
             rid = _DATA_TIER[token](name, h, region, inputs, state)
+        elif token in _COMPUTE:
+            rid = _COMPUTE[token](name, h, region, inputs, state)
         else:
             rid = f"{name}-{h[:12]}"
             if token.startswith("aws:"):
@@ -151,6 +160,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif token == "aws:ec2/eip:Eip":
             state.update(publicIp=public_ip(h), allocationId=rid,
                          publicDns=f"ec2-{public_ip(h).replace('.', '-')}.compute-1.amazonaws.com")
+        elif token == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.update(latestVersion=1, defaultVersion=1)
         elif token == "aws:ec2/natGateway:NatGateway":
             state.update(networkInterfaceId=f"eni-{h[17:34]}", publicIp=public_ip(h))
 
@@ -297,7 +308,141 @@ def _ami(m: PlanMocks, region: str, a: dict) -> dict:
             "rootDeviceName": "/dev/xvda"}
 
 
+# -- compute: ALB, ACM, Auto Scaling, EKS ------------------------------------------------------
+
+def _uuid(h: str) -> str:
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _auto_name(name: str, h: str, inputs: Mapping[str, Any], limit: int = 255) -> str:
+    # Pulumi's auto-naming: the logical name plus a random suffix, within AWS's length limit.
+    return inputs.get("name") or f"{name[:limit - 8]}-{h[:7]}"
+
+
+# The ALB's canonical hosted zone per region (AWS's published table).
+_ALB_ZONE = {"us-east-1": "Z35SXDOTRQ7X7K", "us-west-2": "Z1H1FL5HABSF5",
+             "eu-west-1": "Z32O12XQLNTSW2", "ap-southeast-1": "Z1LMS91P8CMLE5"}
+# Elastic Load Balancing's log-delivery account per region (AWS's published table).
+_ELB_ACCOUNT = {"us-east-1": "127311923021", "us-east-2": "033677994240",
+                "us-west-1": "027434742980", "us-west-2": "797873946194",
+                "eu-west-1": "156460612806", "eu-central-1": "054676820928",
+                "ap-southeast-1": "114774131450", "ap-northeast-1": "582318560864"}
+
+
+def _load_balancer(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                   state: dict[str, Any]) -> str:
+    lb = _auto_name(name, h, inputs, 32)
+    suffix = f"app/{lb}/{h[:16]}"
+    arn = _arn("aws:lb/loadBalancer:LoadBalancer", region, f"loadbalancer/{suffix}")
+    state.update(name=lb, arn=arn, arnSuffix=suffix, zoneId=_ALB_ZONE.get(region, "Z3EXAMPLE"),
+                 dnsName=f"{lb}-{int(h[:8], 16) % 10**10}.{region}.elb.amazonaws.com",
+                 vpcId=inputs.get("vpcId", ""))
+    return arn
+
+
+def _target_group(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                  state: dict[str, Any]) -> str:
+    tg = _auto_name(name, h, inputs, 32)
+    suffix = f"targetgroup/{tg}/{h[:16]}"
+    arn = _arn("aws:lb/targetGroup:TargetGroup", region, suffix)
+    state.update(name=tg, arn=arn, arnSuffix=suffix)
+    return arn
+
+
+def _listener(name: str, h: str, region: str, inputs: Mapping[str, Any],
+              state: dict[str, Any]) -> str:
+    kind = "listener-rule" if "listenerArn" in inputs else "listener"
+    arn = _arn("aws:lb/listener:Listener", region, f"{kind}/app/{name}/{h[:16]}/{h[16:32]}")
+    state["arn"] = arn
+    return arn
+
+
+def _certificate(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                 state: dict[str, Any]) -> str:
+    arn = _arn("aws:acm/certificate:Certificate", region, f"certificate/{_uuid(h)}")
+    domains = [inputs.get("domainName", ""), *inputs.get("subjectAlternativeNames", [])]
+    records = []
+    for domain in domains:  # a wildcard validates with its base domain's record
+        base = domain.removeprefix("*.")
+        d = digest(base)
+        records.append({"domainName": domain, "resourceRecordType": "CNAME",
+                        "resourceRecordName": f"_{d[:32]}.{base}.",
+                        "resourceRecordValue": f"_{d[32:64]}.xlfgrmvvlj.acm-validations.aws."})
+    state.update(arn=arn, domainValidationOptions=records, status="PENDING_VALIDATION")
+    return arn
+
+
+def _certificate_validation(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                            state: dict[str, Any]) -> str:
+    return str(inputs.get("certificateArn", ""))
+
+
+def _asg(name: str, h: str, region: str, inputs: Mapping[str, Any],
+         state: dict[str, Any]) -> str:
+    group = _auto_name(name, h, inputs)
+    state.update(name=group, arn=_arn("aws:autoscaling/group:Group", region,
+                                      f"autoScalingGroup:{_uuid(h)}:autoScalingGroupName/{group}"))
+    return group
+
+
+def _scaling_policy(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                    state: dict[str, Any]) -> str:
+    policy = _auto_name(name, h, inputs)
+    state.update(name=policy, arn=_arn(
+        "aws:autoscaling/group:Group", region, f"scalingPolicy:{_uuid(h)}:autoScalingGroupName/"
+        f"{inputs.get('autoscalingGroupName', '')}:policyName/{policy}"))
+    return policy
+
+
+def _eks_cluster(name: str, h: str, region: str, inputs: Mapping[str, Any],
+                 state: dict[str, Any]) -> str:
+    cluster = _auto_name(name, h, inputs, 100)
+    ca = base64.b64encode(f"-----BEGIN CERTIFICATE-----\n{h}\n-----END CERTIFICATE-----\n"
+                          .encode()).decode()
+    endpoint = f"https://{h[:32].upper()}.gr7.{region}.eks.amazonaws.com"
+    state.update(
+        name=cluster, arn=_arn("aws:eks/cluster:Cluster", region, f"cluster/{cluster}"),
+        endpoint=endpoint, status="ACTIVE", platformVersion="eks.10",
+        certificateAuthority={"data": ca},
+        vpcConfig={**dict(inputs.get("vpcConfig") or {}),
+                   "clusterSecurityGroupId": f"sg-{h[32:49]}", "vpcId": f"vpc-{h[40:57]}"},
+        kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16", "ipFamily": "ipv4"},
+        identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/"
+                                          f"{h[:32].upper()}"}]}])
+    return cluster
+
+
+_COMPUTE: dict[str, Callable[[str, str, str, Mapping[str, Any], dict[str, Any]], str]] = {
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:lb/targetGroup:TargetGroup": _target_group,
+    "aws:lb/listener:Listener": _listener,
+    "aws:lb/listenerRule:ListenerRule": _listener,
+    "aws:acm/certificate:Certificate": _certificate,
+    "aws:acm/certificateValidation:CertificateValidation": _certificate_validation,
+    "aws:autoscaling/group:Group": _asg,
+    "aws:autoscaling/policy:Policy": _scaling_policy,
+    "aws:eks/cluster:Cluster": _eks_cluster,
+}
+
+
+def _elb_account(m: PlanMocks, region: str, a: dict) -> dict:
+    if region not in _ELB_ACCOUNT:
+        raise pulumi.RunError(f"the offline plan knows no ELB log-delivery account for {region}")
+    account = _ELB_ACCOUNT[region]
+    return {"id": account, "arn": f"arn:aws:iam::{account}:root", "region": region}
+
+
+def _ssm_parameter(m: PlanMocks, region: str, a: dict) -> dict:
+    # The public AMI parameters hold an image id: answer with one, per region and name.
+    h = digest(region, a.get("name", ""))
+    return {"id": a.get("name"), "name": a.get("name"), "type": "String", "version": 1,
+            "value": f"ami-{h[:17]}", "insecureValue": f"ami-{h[:17]}",
+            "arn": f"arn:aws:ssm:{region}::parameter{a.get('name')}"}
+
+
 _INVOKES: dict[str, Callable[[PlanMocks, str, dict], dict]] = {
+    "aws:elb/getServiceAccount:getServiceAccount": _elb_account,
+    "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _azs,
     "aws:index/getRegion:getRegion": _region,
     "aws:index/getCallerIdentity:getCallerIdentity": _identity,

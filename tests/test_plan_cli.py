@@ -44,8 +44,9 @@ def test_json_plan_holds_every_resource_with_inputs_options_and_parent(prod_json
     (stack,) = doc["stacks"]
     assert stack["stack"] == "prod" and stack["region"] == seed.PRIMARY_REGION
     assert stack["outputs"]["vpcCidr"] == "10.10.0.0/16"
-    by_name = {r["name"]: r for r in stack["resources"]}
-    vpc, network = by_name["sofacover-prod-vpc"], by_name["sofacover-prod"]
+    by_key = {(r["type"], r["name"]): r for r in stack["resources"]}
+    vpc = by_key["aws:ec2/vpc:Vpc", "sofacover-prod-vpc"]
+    network = by_key["sofacover:network:Network", "sofacover-prod"]
     assert vpc["parent"] == network["urn"]
     assert vpc["type"] == "aws:ec2/vpc:Vpc" and vpc["region"] == seed.PRIMARY_REGION
     assert vpc["urn"].endswith("sofacover:network:Network$aws:ec2/vpc:Vpc::sofacover-prod-vpc")

@@ -1,0 +1,459 @@
+"""The web tier: an ALB in the public subnets and an Auto Scaling group in the private ones.
+
+On the `ec2` platform the instances run the app container from user data and sit in one
+target group. On `kubernetes` they are EKS worker nodes (user data from the Eks component)
+and each app service gets its own target group, reached on the service's NodePort, and its
+own listener rule by path: no AWS Load Balancer Controller is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from config.cloudflare import IPV4_RANGES
+from config.models import ComputeConfig, ServiceConfig
+
+# TLS 1.3 with TLS 1.2 fallback, forward secrecy only (AWS's recommended policy, 2023+).
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Amazon Linux 2023, resolved per region from AWS's public SSM parameter, never pinned.
+AL2023_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+SSM_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# Scale out fast on a spike: this much CPU above the tracking target for one minute adds
+# half the group again (target tracking alone needs 3 minutes of datapoints).
+FAST_SCALE_MARGIN = 15
+FAST_SCALE_PERCENT = 50
+
+
+@dataclass(frozen=True)
+class Route:
+    """One app service behind the ALB: a target group and a path rule."""
+
+    name: str
+    path: str
+    port: int
+    health_path: str = "/healthz"
+
+
+@dataclass(frozen=True)
+class ComputeArgs:
+    """Inputs of `Compute`."""
+
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    public_subnet_ids: pulumi.Input[Sequence[str]]
+    """The ALB's subnets, one per AZ."""
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    """The instances' subnets, one per AZ (the group balances across them)."""
+    min_size: int
+    max_size: int
+    desired_capacity: int
+    """Initial size only: later deploys never reset what scaling chose (ignore_changes)."""
+    instance_type: str = "m5.large"
+    instance_types: Sequence[str] = ()
+    """More types for the mixed-instances policy (spot diversification)."""
+    spot_percent: int = 0
+    """Share of capacity above `on_demand_base` bought as spot (0 = all on-demand)."""
+    on_demand_base: int = 0
+    warm_pool: bool = False
+    warm_pool_min_size: int = 1
+    warm_pool_max_prepared: int | None = None
+    cpu_target_percent: int = 70
+    requests_per_target: int | None = 1000
+    """ALB requests per target per minute to track; None turns that policy off."""
+    instance_warmup_seconds: int = 90
+    health_check_grace_seconds: int = 120
+    root_volume_gb: int = 30
+    platform: Literal["ec2", "kubernetes"] = "ec2"
+    app_image: str = "public.ecr.aws/docker/library/nginx:1.27-alpine"
+    app_port: int = 8080
+    health_check_path: str = "/healthz"
+    routes: Sequence[Route] = ()
+    """kubernetes: one target group and path rule per service (ports are NodePorts)."""
+    user_data: pulumi.Input[str] | None = None
+    """Overrides the rendered app user data (the EKS node bootstrap on kubernetes)."""
+    ami_parameter: pulumi.Input[str] = AL2023_AMI_PARAMETER
+    """SSM parameter holding the AMI id (the EKS-optimised one on kubernetes)."""
+    instance_role_name: pulumi.Input[str] | None = None
+    """An existing role for the instances (the EKS node role); else one is created."""
+    extra_security_group_ids: Sequence[pulumi.Input[str]] = ()
+    domain_name: str = "sofacoverpro.com"
+    certificate_arn: pulumi.Input[str] | None = None
+    """An issued ACM certificate; without one a DNS-validated certificate is requested."""
+    origin_access: Literal["public", "cloudflare"] = "public"
+    """`cloudflare`: the ALB admits only Cloudflare's ranges, on 443 only."""
+    deletion_protection: bool = True
+    access_log_days: int = 90
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: ComputeConfig, *, vpc_id: pulumi.Input[str],
+                    vpc_cidr: pulumi.Input[str], public_subnet_ids: pulumi.Input[Sequence[str]],
+                    private_subnet_ids: pulumi.Input[Sequence[str]], deletion_protection: bool,
+                    services: Sequence[ServiceConfig] = (), **overrides: object) -> ComputeArgs:
+        args = cls(
+            vpc_id=vpc_id, vpc_cidr=vpc_cidr, public_subnet_ids=public_subnet_ids,
+            private_subnet_ids=private_subnet_ids, min_size=cfg.min_size,
+            max_size=cfg.max_size, desired_capacity=cfg.desired_capacity,
+            instance_type=cfg.instance_type, instance_types=tuple(cfg.instance_types),
+            spot_percent=cfg.spot_percent, on_demand_base=cfg.on_demand_base,
+            warm_pool=cfg.warm_pool.enabled, warm_pool_min_size=cfg.warm_pool.min_size,
+            warm_pool_max_prepared=cfg.warm_pool.max_prepared_capacity,
+            cpu_target_percent=cfg.cpu_target_percent,
+            requests_per_target=cfg.requests_per_target if cfg.platform == "ec2" else None,
+            instance_warmup_seconds=cfg.instance_warmup_seconds,
+            health_check_grace_seconds=cfg.health_check_grace_seconds,
+            root_volume_gb=cfg.root_volume_gb, platform=cfg.platform,
+            app_image=cfg.app_image, app_port=cfg.app_port,
+            health_check_path=cfg.health_check_path, domain_name=cfg.domain_name,
+            certificate_arn=cfg.certificate_arn, origin_access=cfg.origin_access,
+            deletion_protection=deletion_protection, access_log_days=cfg.access_log_days,
+            routes=tuple(Route(s.name, s.path, s.node_port, s.health_path) for s in services)
+            if cfg.platform == "kubernetes" else (),
+        )
+        return replace(args, **overrides)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Refuse inputs that do not add up, before anything is created."""
+        if not self.min_size <= self.desired_capacity <= self.max_size:
+            raise ValueError(f"ComputeArgs: desired_capacity {self.desired_capacity} must lie "
+                             f"between min_size {self.min_size} and max_size {self.max_size}")
+        if self.warm_pool and (self.spot_percent or self.instance_types):
+            raise ValueError("ComputeArgs: warm_pool cannot be combined with spot_percent or "
+                             "instance_types (EC2 warm pools do not support mixed instances)")
+        if self.platform == "kubernetes" and not self.routes:
+            raise ValueError("ComputeArgs: platform kubernetes needs at least one route")
+        if self.platform == "kubernetes" and self.user_data is None:
+            raise ValueError("ComputeArgs: platform kubernetes needs user_data (the EKS node "
+                             "bootstrap from the Eks component)")
+
+
+def render_app_user_data(image: str, port: int) -> str:
+    """cloud-init for the ec2 platform: Docker, then the app container, read-only."""
+    return "\n".join([
+        "#!/bin/bash",
+        "set -euo pipefail",
+        "dnf install -y docker",
+        "systemctl enable --now docker",
+        f"docker pull {image}",
+        f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
+        f"--cap-drop ALL --security-opt no-new-privileges -e PORT={port} "
+        f"-p {port}:{port} {image}",
+        "",
+    ])
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _log_bucket_policy(args: list[str]) -> str:
+    bucket_arn, elb_principal, account_id = args
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AlbAccessLogs", "Effect": "Allow",
+             "Principal": {"AWS": elb_principal},
+             "Action": "s3:PutObject",
+             "Resource": f"{bucket_arn}/alb/AWSLogs/{account_id}/*"},
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+             "Action": "s3:*", "Resource": [bucket_arn, f"{bucket_arn}/*"],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    })
+
+
+def _assume_ec2() -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]})
+
+
+def _catch_all_last(route: Route) -> tuple[bool, str]:
+    # Rules match by priority: specific paths first, the catch-all "/*" last.
+    return (route.path == "/*", route.path)
+
+
+def _resource_label(parts: list[str]) -> str:
+    return f"{parts[0]}/{parts[1]}"
+
+
+class Compute(pulumi.ComponentResource):
+    """ALB (HTTPS, redirect, access logs) and an Auto Scaling group that scales on load."""
+
+    alb_arn: pulumi.Output[str]
+    alb_arn_suffix: pulumi.Output[str]
+    """For CloudWatch metrics (dimension LoadBalancer)."""
+    alb_dns_name: pulumi.Output[str]
+    """The origin the edge points at."""
+    alb_zone_id: pulumi.Output[str]
+    alb_security_group_id: pulumi.Output[str]
+    instance_security_group_id: pulumi.Output[str]
+    target_group_arn_suffixes: pulumi.Output[dict[str, str]]
+    """Route name (`app` on ec2) -> target group ARN suffix, for metrics."""
+    asg_name: pulumi.Output[str]
+    certificate_validation_records: pulumi.Output[list[dict[str, str]]]
+    """DNS records that validate the requested certificate (empty with certificate_arn)."""
+
+    def __init__(self, name: str, args: ComputeArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        args.check()
+        super().__init__("sofacover:compute:Compute", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        tags = {**args.tags}
+
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        elb_account = aws.elb.get_service_account_output(opts=invoke).arn
+
+        # --- access logs: SSE-S3 (ALB log delivery supports no KMS), expiring --------------
+        logs = aws.s3.Bucket(f"{name}-alb-logs", force_destroy=False,
+                             tags={**tags, "Name": f"{name}-alb-logs"}, opts=child)
+        aws.s3.BucketOwnershipControls(f"{name}-alb-logs-ownership", bucket=logs.id,
+                                       rule={"object_ownership": "BucketOwnerEnforced"},
+                                       opts=child)
+        aws.s3.BucketPublicAccessBlock(f"{name}-alb-logs-block", bucket=logs.id,
+                                       block_public_acls=True, block_public_policy=True,
+                                       ignore_public_acls=True, restrict_public_buckets=True,
+                                       opts=child)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-alb-logs-sse", bucket=logs.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child)
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-alb-logs-lifecycle", bucket=logs.id,
+            rules=[{"id": "expire-access-logs", "status": "Enabled", "filter": {"prefix": ""},
+                    "expiration": {"days": args.access_log_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}],
+            opts=child)
+        policy = aws.s3.BucketPolicy(
+            f"{name}-alb-logs-policy", bucket=logs.id,
+            policy=pulumi.Output.all(logs.arn, elb_account, account_id).apply(_log_bucket_policy),
+            opts=child)
+
+        # --- security groups ----------------------------------------------------------------
+        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
+                                       description=f"{name}: ALB",
+                                       tags={**tags, "Name": f"{name}-alb"}, opts=child)
+        sources = IPV4_RANGES if args.origin_access == "cloudflare" else ("0.0.0.0/0",)
+        ports = (443,) if args.origin_access == "cloudflare" else (443, 80)
+        for port in ports:
+            for i, cidr in enumerate(sources):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-in-{port}-{i}", security_group_id=alb_sg.id,
+                    ip_protocol="tcp", from_port=port, to_port=port, cidr_ipv4=cidr,
+                    description="Cloudflare" if args.origin_access == "cloudflare" else "internet",
+                    opts=child)
+        node_sg = aws.ec2.SecurityGroup(f"{name}-instance-sg", vpc_id=args.vpc_id,
+                                        description=f"{name}: app instances",
+                                        tags={**tags, "Name": f"{name}-instances"}, opts=child)
+        target_ports = [r.port for r in args.routes] or [args.app_port]
+        for port in target_ports:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-alb-out-{port}", security_group_id=alb_sg.id, ip_protocol="tcp",
+                from_port=port, to_port=port, referenced_security_group_id=node_sg.id,
+                opts=child)
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-instance-in-{port}", security_group_id=node_sg.id, ip_protocol="tcp",
+                from_port=port, to_port=port, referenced_security_group_id=alb_sg.id,
+                description="from the ALB", opts=child)
+        # Instances pull images and reach AWS APIs through NAT and endpoints.
+        aws.vpc.SecurityGroupEgressRule(f"{name}-instance-out", security_group_id=node_sg.id,
+                                        ip_protocol="-1", cidr_ipv4="0.0.0.0/0", opts=child)
+
+        # --- load balancer, certificate, listeners -----------------------------------------
+        alb = aws.lb.LoadBalancer(
+            f"{name}-alb", load_balancer_type="application", internal=False,
+            subnets=args.public_subnet_ids, security_groups=[alb_sg.id],
+            drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
+            enable_deletion_protection=args.deletion_protection, idle_timeout=60,
+            access_logs={"bucket": logs.id, "prefix": "alb", "enabled": True},
+            tags={**tags, "Name": f"{name}-alb"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+
+        if args.certificate_arn is not None:
+            certificate_arn = pulumi.Output.from_input(args.certificate_arn)
+            validation_records: pulumi.Output = pulumi.Output.from_input([])
+        else:
+            cert = aws.acm.Certificate(
+                f"{name}-cert", domain_name=args.domain_name,
+                subject_alternative_names=[f"*.{args.domain_name}"], validation_method="DNS",
+                tags={**tags, "Name": args.domain_name}, opts=child)
+            # Waits until the validation CNAMEs exist at the DNS provider (the edge stack
+            # creates them; see the README's first-deploy notes).
+            validated = aws.acm.CertificateValidation(
+                f"{name}-cert-validation", certificate_arn=cert.arn,
+                opts=pulumi.ResourceOptions(parent=self,
+                                            custom_timeouts=pulumi.CustomTimeouts(create="45m")))
+            certificate_arn = validated.certificate_arn
+            validation_records = cert.domain_validation_options
+
+        def target_group(key: str, port: int, health_path: str) -> aws.lb.TargetGroup:
+            return aws.lb.TargetGroup(
+                f"{name}-tg-{key}", port=port, protocol="HTTP", target_type="instance",
+                vpc_id=args.vpc_id, deregistration_delay=30,
+                # Sessions live in Redis: any instance can serve any request.
+                stickiness={"enabled": False, "type": "lb_cookie"},
+                health_check={"enabled": True, "path": health_path, "matcher": "200",
+                              "protocol": "HTTP", "port": "traffic-port", "interval": 15,
+                              "timeout": 5, "healthy_threshold": 2, "unhealthy_threshold": 3},
+                tags={**tags, "Name": f"{name}-{key}"}, opts=child)
+
+        if args.routes:
+            groups = {r.name: target_group(r.name, r.port, r.health_path) for r in args.routes}
+            default_action = {"type": "fixed-response", "fixed_response": {
+                "content_type": "text/plain", "message_body": "not found",
+                "status_code": "404"}}
+        else:
+            groups = {"app": target_group("app", args.app_port, args.health_check_path)}
+            default_action = {"type": "forward", "target_group_arn": groups["app"].arn}
+
+        https = aws.lb.Listener(
+            f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
+            ssl_policy=TLS_POLICY, certificate_arn=certificate_arn,
+            default_actions=[default_action], opts=child)
+        aws.lb.Listener(
+            f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
+            default_actions=[{"type": "redirect", "redirect": {
+                "port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}], opts=child)
+        for i, route in enumerate(sorted(args.routes, key=_catch_all_last)):
+            aws.lb.ListenerRule(
+                f"{name}-rule-{route.name}", listener_arn=https.arn, priority=10 * (i + 1),
+                conditions=[{"path_pattern": {"values": [route.path]}}],
+                actions=[{"type": "forward", "target_group_arn": groups[route.name].arn}],
+                opts=child)
+
+        # --- instances ------------------------------------------------------------------------
+        if args.instance_role_name is None:
+            role = aws.iam.Role(f"{name}-instance-role", assume_role_policy=_assume_ec2(),
+                                tags=tags, opts=child)
+            aws.iam.RolePolicyAttachment(f"{name}-instance-ssm", role=role.name,
+                                         policy_arn=SSM_POLICY, opts=child)
+            role_name: pulumi.Input[str] = role.name
+        else:
+            role_name = args.instance_role_name
+        profile = aws.iam.InstanceProfile(f"{name}-instance-profile", role=role_name,
+                                          tags=tags, opts=child)
+        ami = aws.ssm.get_parameter_output(name=args.ami_parameter, opts=invoke).value
+        user_data = (args.user_data if args.user_data is not None
+                     else render_app_user_data(args.app_image, args.app_port))
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-lt", image_id=ami, instance_type=args.instance_type,
+            iam_instance_profile={"arn": profile.arn},
+            vpc_security_group_ids=[node_sg.id, *args.extra_security_group_ids],
+            metadata_options={
+                "http_endpoint": "enabled", "http_tokens": "required",
+                # Containers on the ec2 platform sit one hop further; pods on EKS must not
+                # reach the node's credentials at all.
+                "http_put_response_hop_limit": 2 if args.platform == "ec2" else 1,
+                "instance_metadata_tags": "disabled"},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": args.root_volume_gb, "volume_type": "gp3", "encrypted": "true",
+                "delete_on_termination": "true"}}],
+            # 1-minute metrics: the fast scale-out alarm needs them.
+            monitoring={"enabled": True},
+            user_data=pulumi.Output.from_input(user_data).apply(_b64),
+            update_default_version=True,
+            tag_specifications=[{"resource_type": "instance", "tags": {**tags,
+                                                                         "Name": name}},
+                                {"resource_type": "volume", "tags": {**tags, "Name": name}}],
+            tags=tags, opts=child)
+        # Pinned to the template's version number (not $Latest), so a new version is a
+        # change to the group and starts an instance refresh.
+        template_ref = {"id": template.id, "version": template.latest_version.apply(str)}
+
+        mixed = args.spot_percent > 0 or bool(args.instance_types)
+        group = aws.autoscaling.Group(
+            f"{name}-asg", vpc_zone_identifiers=args.private_subnet_ids,
+            min_size=args.min_size, max_size=args.max_size,
+            desired_capacity=args.desired_capacity, health_check_type="ELB",
+            health_check_grace_period=args.health_check_grace_seconds,
+            default_instance_warmup=args.instance_warmup_seconds,
+            target_group_arns=[tg.arn for tg in groups.values()],
+            launch_template=None if mixed else template_ref,
+            mixed_instances_policy={
+                "instances_distribution": {
+                    "on_demand_base_capacity": args.on_demand_base,
+                    "on_demand_percentage_above_base_capacity": 100 - args.spot_percent,
+                    "spot_allocation_strategy": "price-capacity-optimized"},
+                "launch_template": {
+                    "launch_template_specification": {"launch_template_id": template.id,
+                                                      "version": template_ref["version"]},
+                    "overrides": [{"instance_type": t} for t in
+                                  (args.instance_type, *args.instance_types)]},
+            } if mixed else None,
+            capacity_rebalance=args.spot_percent > 0,
+            instance_refresh={"strategy": "Rolling", "preferences": {
+                "min_healthy_percentage": 90, "skip_matching": True, "auto_rollback": True}},
+            warm_pool={"pool_state": "Stopped", "min_size": args.warm_pool_min_size,
+                       "max_group_prepared_capacity": args.warm_pool_max_prepared,
+                       "instance_reuse_policy": {"reuse_on_scale_in": True}}
+            if args.warm_pool else None,
+            enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances",
+                             "GroupPendingInstances", "GroupTotalInstances"],
+            metrics_granularity="1Minute",
+            tags=[{"key": k, "value": v, "propagate_at_launch": True}
+                  for k, v in {**tags, "Name": name}.items()],
+            # Scaling owns the desired capacity once the group exists.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]))
+
+        aws.autoscaling.Policy(
+            f"{name}-cpu-tracking", autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration={
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "ASGAverageCPUUtilization"},
+                "target_value": args.cpu_target_percent}, opts=child)
+        if args.requests_per_target is not None:
+            aws.autoscaling.Policy(
+                f"{name}-requests-tracking", autoscaling_group_name=group.name,
+                policy_type="TargetTrackingScaling",
+                target_tracking_configuration={
+                    "predefined_metric_specification": {
+                        "predefined_metric_type": "ALBRequestCountPerTarget",
+                        "resource_label": pulumi.Output.all(
+                            alb.arn_suffix, groups["app"].arn_suffix).apply(_resource_label)},
+                    "target_value": args.requests_per_target}, opts=child)
+        fast = aws.autoscaling.Policy(
+            f"{name}-fast-scale-out", autoscaling_group_name=group.name,
+            policy_type="StepScaling", adjustment_type="PercentChangeInCapacity",
+            min_adjustment_magnitude=1, metric_aggregation_type="Average",
+            step_adjustments=[{"scaling_adjustment": FAST_SCALE_PERCENT,
+                               "metric_interval_lower_bound": "0"}], opts=child)
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-cpu-spike", alarm_description=(
+                f"CPU {FAST_SCALE_MARGIN} points above the {args.cpu_target_percent}% target "
+                f"for 1 minute: add {FAST_SCALE_PERCENT}% capacity"),
+            namespace="AWS/EC2", metric_name="CPUUtilization", statistic="Average",
+            period=60, evaluation_periods=1, datapoints_to_alarm=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=min(100, args.cpu_target_percent + FAST_SCALE_MARGIN),
+            dimensions={"AutoScalingGroupName": group.name},
+            # No data means no instances reporting yet: do not scale on silence.
+            treat_missing_data="notBreaching", alarm_actions=[fast.arn], opts=child)
+
+        self.alb_arn = alb.arn
+        self.alb_arn_suffix = alb.arn_suffix
+        self.alb_dns_name = alb.dns_name
+        self.alb_zone_id = alb.zone_id
+        self.alb_security_group_id = alb_sg.id
+        self.instance_security_group_id = node_sg.id
+        self.target_group_arn_suffixes = pulumi.Output.all(
+            **{k: tg.arn_suffix for k, tg in groups.items()})
+        self.asg_name = group.name
+        self.certificate_validation_records = validation_records
+        self.register_outputs({
+            "alb_arn": self.alb_arn, "alb_arn_suffix": self.alb_arn_suffix,
+            "alb_dns_name": self.alb_dns_name, "alb_zone_id": self.alb_zone_id,
+            "alb_security_group_id": self.alb_security_group_id,
+            "instance_security_group_id": self.instance_security_group_id,
+            "target_group_arn_suffixes": self.target_group_arn_suffixes,
+            "asg_name": self.asg_name,
+            "certificate_validation_records": self.certificate_validation_records,
+        })

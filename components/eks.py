@@ -1,0 +1,176 @@
+"""The EKS control plane, its worker-node identity and the Kubernetes provider.
+
+The worker nodes themselves are the Compute component's Auto Scaling group: this component
+hands it the node role, the node bootstrap (nodeadm user data) and the cluster security
+group, and registers the node role with an access entry so the nodes can join.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from config.models import KubernetesConfig
+
+CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+)
+ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+
+def eks_ami_parameter(version: str) -> str:
+    """AWS's public SSM parameter for the EKS-optimised Amazon Linux 2023 AMI."""
+    return (f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/"
+            "recommended/image_id")
+
+
+def render_node_user_data(args: list[str]) -> str:
+    """nodeadm NodeConfig (Amazon Linux 2023 EKS nodes) as MIME multipart user data."""
+    cluster, endpoint, ca, service_cidr = args
+    return "\n".join([
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/mixed; boundary="//"',
+        "",
+        "--//",
+        "Content-Type: application/node.eks.aws",
+        "",
+        "---",
+        "apiVersion: node.eks.aws/v1alpha1",
+        "kind: NodeConfig",
+        "spec:",
+        "  cluster:",
+        f"    name: {cluster}",
+        f"    apiServerEndpoint: {endpoint}",
+        f"    certificateAuthority: {ca}",
+        f"    cidr: {service_cidr}",
+        "",
+        "--//--",
+        "",
+    ])
+
+
+def render_kubeconfig(args: list[str]) -> str:
+    """A kubeconfig that gets its token from `aws eks get-token` (no static credentials)."""
+    cluster, endpoint, ca, region = args
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": cluster,
+        "clusters": [{"name": cluster, "cluster": {"server": endpoint,
+                                                   "certificate-authority-data": ca}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "users": [{"name": cluster, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region]}}}],
+    })
+
+
+def _trust(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+@dataclass(frozen=True)
+class EksArgs:
+    """Inputs of `Eks`."""
+
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """Private subnets for the control plane's network interfaces."""
+    version: str = "1.33"
+    public_access_cidrs: Sequence[str] = ("0.0.0.0/0",)
+    """Who may reach the public API endpoint (authentication still applies)."""
+    deletion_protection: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: KubernetesConfig, *, subnet_ids: pulumi.Input[Sequence[str]],
+                    deletion_protection: bool) -> EksArgs:
+        return cls(subnet_ids=subnet_ids, version=cfg.version,
+                   deletion_protection=deletion_protection)
+
+
+class Eks(pulumi.ComponentResource):
+    """EKS cluster with encrypted secrets, audit logs and API authentication mode."""
+
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+    """Attach to the nodes: the control plane talks to them through it."""
+    node_role_name: pulumi.Output[str]
+    node_user_data: pulumi.Output[str]
+    """nodeadm bootstrap for the worker nodes' launch template."""
+    ami_parameter: str
+    """SSM parameter of the EKS-optimised AMI for this version."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: where the cluster is and how to authenticate (via the AWS CLI)."""
+    provider: k8s.Provider
+    """The Kubernetes provider for this cluster's workloads."""
+
+    def __init__(self, name: str, args: EksArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sofacover:eks:Eks", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+
+        key = aws.kms.Key(f"{name}-secrets-key", description=f"{name}: EKS secrets",
+                          enable_key_rotation=True, deletion_window_in_days=30,
+                          tags=args.tags, opts=child)
+        cluster_role = aws.iam.Role(f"{name}-cluster-role",
+                                    assume_role_policy=_trust("eks.amazonaws.com"),
+                                    tags=args.tags, opts=child)
+        attachments = [aws.iam.RolePolicyAttachment(f"{name}-cluster-policy-{i}",
+                                                    role=cluster_role.name, policy_arn=arn,
+                                                    opts=child)
+                       for i, arn in enumerate(CLUSTER_POLICIES)]
+        cluster = aws.eks.Cluster(
+            f"{name}-cluster", version=args.version, role_arn=cluster_role.arn,
+            vpc_config={"subnet_ids": args.subnet_ids, "endpoint_private_access": True,
+                        "endpoint_public_access": True,
+                        "public_access_cidrs": list(args.public_access_cidrs)},
+            access_config={"authentication_mode": "API",
+                           "bootstrap_cluster_creator_admin_permissions": True},
+            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(LOG_TYPES),
+            deletion_protection=args.deletion_protection, tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments))
+
+        node_role = aws.iam.Role(f"{name}-node-role",
+                                 assume_role_policy=_trust("ec2.amazonaws.com"),
+                                 tags=args.tags, opts=child)
+        for i, arn in enumerate(NODE_POLICIES):
+            aws.iam.RolePolicyAttachment(f"{name}-node-policy-{i}", role=node_role.name,
+                                         policy_arn=arn, opts=child)
+        aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster.name,
+                            principal_arn=node_role.arn, type="EC2_LINUX", opts=child)
+        for addon in ADDONS:
+            aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
+                          resolve_conflicts_on_create="OVERWRITE",
+                          resolve_conflicts_on_update="PRESERVE", opts=child)
+
+        ca = cluster.certificate_authority.data
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.node_role_name = node_role.name
+        self.ami_parameter = eks_ami_parameter(args.version)
+        self.node_user_data = pulumi.Output.all(
+            cluster.name, cluster.endpoint, ca,
+            cluster.kubernetes_network_config.service_ipv4_cidr).apply(render_node_user_data)
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            cluster.name, cluster.endpoint, ca, region).apply(render_kubeconfig))
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                     enable_server_side_apply=True, opts=child)
+        self.register_outputs({
+            "cluster_name": self.cluster_name, "endpoint": self.endpoint,
+            "cluster_security_group_id": self.cluster_security_group_id,
+            "node_role_name": self.node_role_name, "node_user_data": self.node_user_data,
+            "kubeconfig": self.kubeconfig,
+        })
