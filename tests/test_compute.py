@@ -1,0 +1,273 @@
+"""The Compute component (ALB + Auto Scaling group), built inside each test under mocks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+
+import pulumi
+import pytest
+
+from components.compute import (
+    AL2023_AMI_PARAMETER,
+    FAST_SCALE_MARGIN,
+    TLS_POLICY,
+    Compute,
+    ComputeArgs,
+    Route,
+)
+from config import parse_stack_config, seed
+from config.cloudflare import IPV4_RANGES
+from tests.conftest import of_type
+
+ASG = "aws:autoscaling/group:Group"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+POLICY = "aws:autoscaling/policy:Policy"
+
+
+def prod_config(**compute):
+    values = {"aws:region": seed.PRIMARY_REGION, "sofacover:environment": "prod",
+              "sofacover:role": "primary", "sofacover:phase": "1",
+              "sofacover:redisAuthToken": "x", "sofacover:compute": json.dumps(compute)}
+    return parse_stack_config("prod", values, {"sofacover:redisAuthToken"})
+
+
+def args(**changes) -> ComputeArgs:
+    cfg = prod_config()
+    base = ComputeArgs.from_config(
+        cfg.compute, vpc_id="vpc-1", vpc_cidr="10.10.0.0/16",
+        public_subnet_ids=["subnet-p1", "subnet-p2", "subnet-p3"],
+        private_subnet_ids=["subnet-a", "subnet-b", "subnet-c"], deletion_protection=True)
+    return replace(base, **changes)
+
+
+def compute(**changes):
+    def fn() -> None:
+        Compute("web", args(**changes))
+    return fn
+
+
+K8S = dict(platform="kubernetes", user_data="#node bootstrap", requests_per_target=None,
+           routes=(Route("cart", "/api/cart*", 30082), Route("storefront", "/*", 30080)))
+
+
+# --- the load balancer -------------------------------------------------------------------
+
+def test_https_listener_uses_the_modern_tls_policy_and_http_redirects(build):
+    res = build(compute()).resources
+    listeners = {r.inputs["port"]: r for r in of_type(res, "aws:lb/listener:Listener")}
+    https, http = listeners[443].inputs, listeners[80].inputs
+    assert https["protocol"] == "HTTPS" and https["sslPolicy"] == TLS_POLICY
+    redirect = http["defaultActions"][0]
+    assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
+
+
+def test_alb_drops_invalid_headers_logs_access_and_is_protected_in_prod(build):
+    res = build(compute()).resources
+    (alb,) = of_type(res, "aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["dropInvalidHeaderFields"] is True
+    assert alb.inputs["enableDeletionProtection"] is True
+    assert alb.inputs["accessLogs"]["enabled"] is True
+    (bucket_policy,) = of_type(res, "aws:s3/bucketPolicy:BucketPolicy")
+    assert bucket_policy.urn in alb.options["depends_on"]
+
+
+def test_dev_alb_can_be_deleted(build):
+    (alb,) = of_type(build(compute(deletion_protection=False)).resources,
+                     "aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["enableDeletionProtection"] is False
+
+
+def test_access_log_bucket_is_encrypted_private_and_expires(build):
+    res = build(compute(access_log_days=365)).resources
+    (sse,) = of_type(res, "aws:s3/bucketServerSideEncryptionConfiguration:"
+                          "BucketServerSideEncryptionConfiguration")
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == \
+        "AES256"
+    (block,) = of_type(res, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert all(block.inputs[k] for k in ("blockPublicAcls", "blockPublicPolicy",
+                                         "ignorePublicAcls", "restrictPublicBuckets"))
+    (life,) = of_type(res, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert life.inputs["rules"][0]["expiration"]["days"] == 365
+
+
+def test_edge_fronted_alb_admits_only_cloudflare_on_443(build):
+    res = build(compute(origin_access="cloudflare")).resources
+    alb_rules = [r for r in of_type(res, INGRESS) if "-alb-in-" in r.name]
+    assert sorted(r.inputs["cidrIpv4"] for r in alb_rules) == sorted(IPV4_RANGES)
+    assert {r.inputs["fromPort"] for r in alb_rules} == {443}
+
+
+def test_public_alb_admits_the_internet_on_80_and_443(build):
+    res = build(compute(origin_access="public")).resources
+    alb_rules = [r for r in of_type(res, INGRESS) if "-alb-in-" in r.name]
+    assert {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in alb_rules} == {
+        (443, "0.0.0.0/0"), (80, "0.0.0.0/0")}
+
+
+def test_instances_admit_only_the_alb_on_the_app_port(build):
+    res = build(compute()).resources
+    (rule,) = [r for r in of_type(res, INGRESS) if "-instance-in-" in r.name]
+    alb_sg = next(r for r in res if r.name == "web-alb-sg")
+    assert rule.inputs["referencedSecurityGroupId"] == alb_sg.id
+    assert rule.inputs["fromPort"] == rule.inputs["toPort"] == args().app_port
+
+
+def test_target_group_has_a_real_health_check_and_no_stickiness(build):
+    (tg,) = of_type(build(compute()).resources, "aws:lb/targetGroup:TargetGroup")
+    hc = tg.inputs["healthCheck"]
+    assert hc["path"] == args().health_check_path and hc["matcher"] == "200"
+    assert hc["healthyThreshold"] >= 2 and hc["interval"] <= 30
+    assert tg.inputs["deregistrationDelay"] <= 60
+    assert tg.inputs["stickiness"]["enabled"] is False
+
+
+def test_a_requested_certificate_is_validated_before_the_listener_uses_it(build):
+    res = build(compute()).resources
+    (validation,) = of_type(res, "aws:acm/certificateValidation:CertificateValidation")
+    (https,) = [r for r in of_type(res, "aws:lb/listener:Listener") if r.inputs["port"] == 443]
+    assert https.inputs["certificateArn"] == validation.id
+
+
+def test_a_given_certificate_is_used_as_is(build):
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/given"
+    res = build(compute(certificate_arn=arn)).resources
+    assert not of_type(res, "aws:acm/certificate:Certificate")
+    (https,) = [r for r in of_type(res, "aws:lb/listener:Listener") if r.inputs["port"] == 443]
+    assert https.inputs["certificateArn"] == arn
+
+
+# --- the launch template --------------------------------------------------------------------
+
+def test_launch_template_requires_imdsv2_encrypts_and_has_no_ssh_key(build):
+    res = build(compute()).resources
+    (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert lt.inputs["metadataOptions"]["httpTokens"] == "required"
+    ebs = lt.inputs["blockDeviceMappings"][0]["ebs"]
+    assert ebs["encrypted"] == "true" and ebs["volumeType"] == "gp3"
+    assert "keyName" not in lt.inputs
+    assert lt.inputs["imageId"].startswith("ami-")  # resolved by lookup
+    (profile,) = of_type(res, "aws:iam/instanceProfile:InstanceProfile")
+    (ssm,) = of_type(res, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert ssm.inputs["policyArn"].endswith("AmazonSSMManagedInstanceCore")
+
+
+def test_user_data_runs_the_configured_image_read_only(build):
+    (lt,) = of_type(build(compute(app_image="repo/app:1.2.3", app_port=9000)).resources,
+                    "aws:ec2/launchTemplate:LaunchTemplate")
+    script = base64.b64decode(lt.inputs["userData"]).decode()
+    assert "repo/app:1.2.3" in script and "-p 9000:9000" in script and "--read-only" in script
+
+
+def test_ami_is_looked_up_from_the_ssm_parameter_it_is_given(build):
+    def image(**changes) -> str:
+        (lt,) = of_type(build(compute(**changes)).resources,
+                        "aws:ec2/launchTemplate:LaunchTemplate")
+        return lt.inputs["imageId"]
+
+    assert args().ami_parameter == AL2023_AMI_PARAMETER
+    assert image() != image(ami_parameter="/aws/service/eks/optimized-ami/1.33/x/image_id")
+
+
+# --- the Auto Scaling group -------------------------------------------------------------------
+
+def test_group_uses_phase_sizes_elb_health_and_pinned_template_version(build):
+    res = build(compute()).resources
+    (group,) = of_type(res, ASG)
+    assert (group.inputs["minSize"], group.inputs["maxSize"]) == (seed.ASG_MIN, seed.ASG_MAX)
+    assert group.inputs["healthCheckType"] == "ELB"
+    assert group.inputs["healthCheckGracePeriod"] > 0
+    assert group.inputs["defaultInstanceWarmup"] > 0
+    assert group.inputs["launchTemplate"]["version"] == "1"  # a number, never $Latest
+    assert group.inputs["vpcZoneIdentifiers"] == ["subnet-a", "subnet-b", "subnet-c"]
+
+
+def test_deploys_never_reset_the_desired_capacity(build):
+    (group,) = of_type(build(compute()).resources, ASG)
+    assert group.options["ignore_changes"] == ["desiredCapacity"]
+
+
+def test_template_changes_roll_the_fleet_with_instance_refresh(build):
+    (group,) = of_type(build(compute()).resources, ASG)
+    refresh = group.inputs["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"]["minHealthyPercentage"] >= 90
+
+
+def test_scales_on_cpu_and_requests_per_target_and_fast_on_spikes(build):
+    res = build(compute()).resources
+    policies = {r.name: r.inputs for r in of_type(res, POLICY)}
+    cpu = policies["web-cpu-tracking"]["targetTrackingConfiguration"]
+    assert cpu["targetValue"] == args().cpu_target_percent
+    req = policies["web-requests-tracking"]["targetTrackingConfiguration"]
+    assert req["predefinedMetricSpecification"]["predefinedMetricType"] == \
+        "ALBRequestCountPerTarget"
+    assert req["predefinedMetricSpecification"]["resourceLabel"].startswith("app/")
+    (alarm,) = of_type(res, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarm.inputs["period"] == 60 and alarm.inputs["evaluationPeriods"] == 1
+    assert alarm.inputs["threshold"] == args().cpu_target_percent + FAST_SCALE_MARGIN
+    # one minute to alarm plus the warm-up fits the seed's scale-out KPI
+    assert alarm.inputs["period"] + args().instance_warmup_seconds <= seed.SCALE_OUT_KPI_S + 60
+
+
+def test_spot_share_uses_a_mixed_instances_policy(build):
+    res = build(compute(spot_percent=60, on_demand_base=2,
+                        instance_types=("m5a.large", "m6i.large"))).resources
+    (group,) = of_type(res, ASG)
+    assert "launchTemplate" not in group.inputs
+    mixed = group.inputs["mixedInstancesPolicy"]
+    assert mixed["instancesDistribution"]["onDemandPercentageAboveBaseCapacity"] == 40
+    assert mixed["instancesDistribution"]["onDemandBaseCapacity"] == 2
+    types = [o["instanceType"] for o in mixed["launchTemplate"]["overrides"]]
+    assert types == ["m5.large", "m5a.large", "m6i.large"]
+    assert group.inputs["capacityRebalance"] is True
+
+
+def test_warm_pool_is_added_when_asked(build):
+    (group,) = of_type(build(compute(warm_pool=True, warm_pool_min_size=2)).resources, ASG)
+    assert group.inputs["warmPool"]["poolState"] == "Stopped"
+    assert group.inputs["warmPool"]["minSize"] == 2
+    (plain,) = of_type(build(compute()).resources, ASG)
+    assert "warmPool" not in plain.inputs
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(desired_capacity=99), "desired_capacity 99"),
+    (dict(warm_pool=True, spot_percent=50), "warm_pool cannot be combined"),
+    (dict(platform="kubernetes", user_data="x"), "needs at least one route"),
+    (dict(platform="kubernetes", routes=(Route("a", "/a", 30001),)), "needs user_data"),
+])
+def test_inconsistent_arguments_fail_before_anything_is_created(build, changes, message):
+    with pytest.raises(ValueError, match=message):
+        build(compute(**changes))
+
+
+# --- the kubernetes platform ------------------------------------------------------------------
+
+def test_kubernetes_routes_get_a_target_group_and_path_rule_each_catch_all_last(build):
+    res = build(compute(**K8S)).resources
+    groups = {r.name: r for r in of_type(res, "aws:lb/targetGroup:TargetGroup")}
+    assert set(groups) == {"web-tg-cart", "web-tg-storefront"}
+    assert groups["web-tg-cart"].inputs["port"] == 30082
+    rules = sorted(of_type(res, "aws:lb/listenerRule:ListenerRule"),
+                   key=lambda r: r.inputs["priority"])
+    assert [r.inputs["conditions"][0]["pathPattern"]["values"] for r in rules] == [
+        ["/api/cart*"], ["/*"]]
+    (group,) = of_type(res, ASG)
+    assert sorted(group.inputs["targetGroupArns"]) == sorted(g.id for g in groups.values())
+    (https,) = [r for r in of_type(res, "aws:lb/listener:Listener") if r.inputs["port"] == 443]
+    assert https.inputs["defaultActions"][0]["type"] == "fixed-response"
+
+
+def test_kubernetes_nodes_keep_pods_off_the_instance_metadata(build):
+    (lt,) = of_type(build(compute(**K8S)).resources, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert lt.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert base64.b64decode(lt.inputs["userData"]).decode() == "#node bootstrap"
+
+
+def test_children_are_parented_and_outputs_registered(build):
+    run = build(lambda: pulumi.export("dns", Compute("web", args()).alb_dns_name))
+    (component,) = of_type(run.resources, "sofacover:compute:Compute")
+    assert all(r.parent == component.urn for r in run.resources if r is not component)
+    assert run.outputs["dns"].endswith(".elb.amazonaws.com")

@@ -1,0 +1,82 @@
+"""The Eks component under mocks, and the program's kubernetes platform."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.eks import ADDONS, NODE_POLICIES, Eks, EksArgs, render_kubeconfig
+from tests.conftest import of_type
+
+
+def eks(**kw):
+    def fn() -> None:
+        Eks("k", EksArgs(subnet_ids=["subnet-a", "subnet-b", "subnet-c"], **kw))
+    return fn
+
+
+def test_cluster_encrypts_secrets_logs_audit_and_uses_api_auth(build):
+    res = build(eks()).resources
+    (cluster,) = of_type(res, "aws:eks/cluster:Cluster")
+    (key,) = of_type(res, "aws:kms/key:Key")
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    assert cluster.inputs["encryptionConfig"]["provider"]["keyArn"].endswith(key.id)
+    assert key.inputs["enableKeyRotation"] is True
+    assert "audit" in cluster.inputs["enabledClusterLogTypes"]
+    assert cluster.inputs["accessConfig"]["authenticationMode"] == "API"
+    assert cluster.inputs["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster.inputs["deletionProtection"] is True
+
+
+def test_nodes_join_through_an_access_entry_for_the_node_role(build):
+    res = build(eks()).resources
+    (entry,) = of_type(res, "aws:eks/accessEntry:AccessEntry")
+    node_role = next(r for r in res if r.name == "k-node-role")
+    assert entry.inputs["type"] == "EC2_LINUX"
+    assert entry.inputs["principalArn"].endswith(f"role/{node_role.id}")
+    attached = {r.inputs["policyArn"] for r in
+                of_type(res, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if r.inputs["role"] == node_role.id}
+    assert attached == set(NODE_POLICIES)
+
+
+def test_core_addons_are_managed(build):
+    addons = {r.inputs["addonName"] for r in
+              of_type(build(eks()).resources, "aws:eks/addon:Addon")}
+    assert addons == set(ADDONS)
+
+
+def test_kubeconfig_is_secret_and_holds_no_static_credentials(build):
+    res = build(eks()).resources
+    (provider,) = of_type(res, "pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    doc = json.loads(render_kubeconfig(["c", "https://x", "Y2E=", "eu-west-1"]))
+    user = doc["users"][0]["user"]
+    assert "token" not in user and user["exec"]["command"] == "aws"
+    assert "eu-west-1" in user["exec"]["args"]
+
+
+@pytest.fixture(scope="module")
+def k8s_plan(project):
+    from planner.cli import plan_stacks
+    return plan_stacks(project, stack="prod", phase=2)[0]
+
+
+def test_phase2_prod_runs_eks_nodes_from_the_auto_scaling_group(k8s_plan):
+    res = k8s_plan.resources
+    (cluster,) = of_type(res, "aws:eks/cluster:Cluster")
+    (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(lt.inputs["vpcSecurityGroupIds"]) == 2  # app rules + the cluster's group
+    import base64
+    user_data = base64.b64decode(lt.inputs["userData"]).decode()
+    assert "kind: NodeConfig" in user_data and f"name: {cluster.id}" in user_data
+    (profile,) = of_type(res, "aws:iam/instanceProfile:InstanceProfile")
+    node_role = next(r for r in res if r.name == "sofacover-prod-node-role")
+    assert profile.inputs["role"] == node_role.id
+    assert k8s_plan.outputs["kubeconfig"] == "[secret]"
+
+
+def test_phase1_prod_has_no_cluster(prod):
+    assert not of_type(prod["prod"].resources, "aws:eks/cluster:Cluster")
+    assert of_type(prod["prod"].resources, "aws:autoscaling/group:Group")
