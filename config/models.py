@@ -299,14 +299,23 @@ class PrimaryRef(Model):
 
 
 class EdgeConfig(Model):
-    """`sofacover:edge`: the global Cloudflare edge (its own stack in prod)."""
+    """`sofacover:edge`: the Cloudflare edge (its own stack in prod, deployed last)."""
 
-    zone_name: str = Field(min_length=3)
-    region_stacks: list[str] = Field(min_length=1)
+    zone_name: str = Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")
+    account_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    """The Cloudflare account (Workers, load-balancer pools and monitors live there)."""
+    origins: dict[Region, str] = {}
+    """Region -> the stack serving it (prod edge); empty: this stack's own ALB."""
+    hostnames: list[str] = ["@", "www", "api"]
+    """Proxied names in the zone ("@" is the apex)."""
     image_optimization: bool
+    tiered_cache: bool
+    regional_tiered_cache: bool
     api_edge_cache: bool
-    api_cache_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
+    api_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
+    html_edge_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     geo_load_balancing: bool
+    health_check_path: str = "/healthz"
 
 
 class StackConfig(Model):
@@ -381,7 +390,16 @@ def _check_topology(cfg: StackConfig) -> None:
         raise rule("primary", f"is set but role is {cfg.role!r}; only a secondary stack has a "
                    "primary")
     if cfg.role == "edge" and cfg.edge is None:
-        raise rule("edge", "is required for an edge stack: {zoneName, regionStacks}")
+        raise rule("edge", "is required for an edge stack: {zoneName, accountId, origins}")
+    if cfg.edge is not None:
+        if cfg.role == "edge":
+            missing = [r for r in cfg.regions.serving if r not in cfg.edge.origins]
+            if missing:
+                raise rule("edge.origins", f"has no stack for {', '.join(missing)}, which "
+                           "serves traffic in this phase (sofacover:regions.serving)")
+        elif cfg.edge.origins:
+            raise rule("edge.origins", f"is set but role is {cfg.role!r}; a stack with its "
+                       "own edge fronts its own ALB")
     home = cfg.primary.region if cfg.primary else cfg.region
     if cfg.role in ("all-in-one", "primary"):
         for concern in APP_CONCERNS:
@@ -401,9 +419,20 @@ def _check_topology(cfg: StackConfig) -> None:
             raise rule("network.natGateways", "is 'single' but prod needs 'perAz': one NAT "
                        "gateway per AZ, so losing an AZ does not cut the others off")
     if cfg.pgbouncer is not None and cfg.database is not None:
-        usable = cfg.database.max_connections - SUPERUSER_RESERVED_CONNECTIONS
-        if cfg.pgbouncer.max_server_connections > usable:
-            raise rule("pgbouncer.maxServerConnections",
-                       f"is {cfg.pgbouncer.max_server_connections} but database.maxConnections "
-                       f"{cfg.database.max_connections} minus {SUPERUSER_RESERVED_CONNECTIONS} "
-                       f"reserved slots leaves {usable}; lower it or raise maxConnections")
+        problem = pool_budget_problem(cfg.pgbouncer.max_server_connections,
+                                      cfg.database.max_connections)
+        if problem:
+            raise rule("pgbouncer.maxServerConnections", problem)
+
+
+def pool_budget_problem(max_server_connections: int, max_connections: int) -> str | None:
+    """Why a pool budget does not fit the database's max_connections, or None if it does.
+
+    Shared by the stack config and components/pgbouncer.py, so the rule is written once.
+    """
+    usable = max_connections - SUPERUSER_RESERVED_CONNECTIONS
+    if max_server_connections > usable:
+        return (f"is {max_server_connections} but database.maxConnections {max_connections} "
+                f"minus {SUPERUSER_RESERVED_CONNECTIONS} reserved slots leaves {usable}; "
+                "lower it or raise maxConnections")
+    return None

@@ -1,0 +1,461 @@
+"""PgBouncer in front of RDS: the rendered config, and the Kubernetes deployment that runs it.
+
+`render_pgbouncer_ini()` and `render_userlist()` are pure functions of typed inputs, so the
+same text is tested against a real PgBouncer and PostgreSQL (tests/test_pgbouncer.py), runs
+on Kubernetes (ConfigMap + Secret) and, without Kubernetes, goes into the instances' user
+data (the `ini` output).
+
+The server-connection budget (the seed's 100) is divided across the PgBouncer instances:
+each gets `default_pool_size = max_db_connections = budget // instances`, and the total must
+fit the database's max_connections minus PostgreSQL's reserved superuser slots (the rule of
+config.models.pool_budget_problem, applied here too, not rewritten).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import seed
+from config.models import DatabaseConfig, PgBouncerConfig, pool_budget_problem
+
+PORT = 6432
+EXPORTER_PORT = 9127
+PGBOUNCER_IMAGE = "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
+EXPORTER_IMAGE = "prometheuscommunity/pgbouncer-exporter:v0.10.2"
+# The RDS CA bundle (all regions), for server_tls_sslmode verify-full. Fetched at pod start
+# by an init container (AWS publishes it; it is not in any base image).
+RDS_CA_DIR = "/etc/pgbouncer/ca"
+RDS_CA_FILE = f"{RDS_CA_DIR}/rds-global-bundle.pem"
+RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+CURL_IMAGE = "curlimages/curl:8.11.1"
+# PgBouncer learned max_prepared_statements (protocol-level prepared statements in
+# transaction pooling) in 1.21; older versions refuse to start on the unknown key.
+PREPARED_STATEMENTS_SINCE = (1, 21)
+
+PoolMode = Literal["transaction", "session", "statement"]
+SslMode = Literal["verify-full", "verify-ca", "require", "prefer", "disable"]
+
+
+class PoolBudgetError(ValueError):
+    """The server-connection budget does not fit the instances or the database."""
+
+
+@dataclass(frozen=True)
+class PoolBudget:
+    """How the server-connection budget is split across PgBouncer instances."""
+
+    total: int
+    """max_server_connections: what all instances together may open to the primary."""
+    instances: int
+    per_instance: int
+    """default_pool_size and max_db_connections of each instance."""
+
+
+def pool_budget(max_server_connections: int, instances: int,
+                database_max_connections: int) -> PoolBudget:
+    """Divide the budget across instances; refuse one that does not fit, naming the numbers."""
+    if instances < 1:
+        raise PoolBudgetError(f"pgbouncer.replicas is {instances}; it must be >= 1")
+    per_instance = max_server_connections // instances
+    if per_instance < 1:
+        raise PoolBudgetError(
+            f"pgbouncer.maxServerConnections is {max_server_connections} across {instances} "
+            f"instances: {max_server_connections} // {instances} = {per_instance} server "
+            "connections each; raise maxServerConnections or lower replicas")
+    problem = pool_budget_problem(per_instance * instances, database_max_connections)
+    if problem:
+        raise PoolBudgetError(
+            f"pgbouncer.maxServerConnections ({per_instance} x {instances} instances) "
+            + problem)
+    return PoolBudget(max_server_connections, instances, per_instance)
+
+
+@dataclass(frozen=True)
+class PgBouncerIni:
+    """Typed inputs of `render_pgbouncer_ini`."""
+
+    database_host: str
+    """The primary's address (read-write)."""
+    database_max_connections: int
+    """PostgreSQL max_connections of the primary; the budget must fit under it."""
+    max_server_connections: int = seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
+    instances: int = 2
+    """PgBouncer replicas (pods, or instances without Kubernetes) sharing the budget."""
+    max_client_connections: int = seed.ONE_YEAR.peak_concurrent_users * 5 // 4
+    """Per instance: each must be able to take every client when its peers are gone."""
+    database_port: int = 5432
+    database_name: str = "sofacover"
+    replica_host: str | None = None
+    """This region's read replica: adds a `<database_name>_ro` entry pointed at it."""
+    replica_port: int = 5432
+    pool_mode: PoolMode = "transaction"
+    server_tls_sslmode: SslMode = "verify-full"
+    server_tls_ca_file: str = RDS_CA_FILE
+    max_prepared_statements: int = 200
+    pgbouncer_version: tuple[int, int] = (1, 24)
+    """Of the binary that will read the file (the image's, by default)."""
+    admin_users: tuple[str, ...] = ("pgbouncer_admin",)
+    stats_users: tuple[str, ...] = ("pgbouncer_stats",)
+    auth_type: Literal["scram-sha-256", "md5", "plain", "trust"] = "scram-sha-256"
+    auth_file: str = "/etc/pgbouncer/auth/userlist.txt"
+    listen_addr: str = "0.0.0.0"
+    listen_port: int = PORT
+    unix_socket_dir: str = ""
+    """Empty: no unix socket (a read-only root filesystem in the pod)."""
+    logfile: str = ""
+    """Empty: log to stderr (the container's log)."""
+    pidfile: str = ""
+
+    @property
+    def budget(self) -> PoolBudget:
+        return pool_budget(self.max_server_connections, self.instances,
+                           self.database_max_connections)
+
+
+def _db_line(name: str, host: str, port: int, dbname: str, pool_size: int) -> str:
+    return (f"{name} = host={host} port={port} dbname={dbname} pool_size={pool_size} "
+            f"max_db_connections={pool_size}")
+
+
+def render_pgbouncer_ini(cfg: PgBouncerIni) -> str:
+    """pgbouncer.ini for one instance. Raises PoolBudgetError when the budget does not fit."""
+    budget = cfg.budget
+    dbs = [_db_line(cfg.database_name, cfg.database_host, cfg.database_port,
+                    cfg.database_name, budget.per_instance)]
+    if cfg.replica_host:
+        # The replica has its own max_connections; it serves reads only, so the same per-
+        # instance budget is a safe bound there too.
+        dbs.append(_db_line(f"{cfg.database_name}_ro", cfg.replica_host, cfg.replica_port,
+                            cfg.database_name, budget.per_instance))
+    settings: list[tuple[str, object]] = [
+        ("listen_addr", cfg.listen_addr),
+        ("listen_port", cfg.listen_port),
+        ("unix_socket_dir", cfg.unix_socket_dir),
+        ("auth_type", cfg.auth_type),
+        ("auth_file", cfg.auth_file),
+        ("admin_users", ", ".join(cfg.admin_users)),
+        ("stats_users", ", ".join(cfg.stats_users)),
+        ("pool_mode", cfg.pool_mode),
+        ("max_client_conn", cfg.max_client_connections),
+        ("default_pool_size", budget.per_instance),
+        ("min_pool_size", 0),
+        # No reserve pool: it would open connections beyond the budget checked above.
+        ("reserve_pool_size", 0),
+        ("max_db_connections", budget.per_instance),
+        # The app pool gives up after 30 s; PgBouncer should not keep a client queued longer.
+        ("query_wait_timeout", seed.APP_POOL_ACQUIRE_TIMEOUT_S),
+        ("server_idle_timeout", seed.APP_POOL_IDLE_TIMEOUT_S),
+        ("server_lifetime", 3600),
+        # JDBC and psycopg send extra_float_digits at startup; PgBouncer would refuse it.
+        ("ignore_startup_parameters", "extra_float_digits"),
+        ("server_tls_sslmode", cfg.server_tls_sslmode),
+    ]
+    if cfg.server_tls_sslmode.startswith("verify"):
+        settings.append(("server_tls_ca_file", cfg.server_tls_ca_file))
+    if cfg.server_tls_sslmode != "disable":
+        settings.append(("server_tls_protocols", "secure"))
+    if cfg.pgbouncer_version >= PREPARED_STATEMENTS_SINCE:
+        settings.append(("max_prepared_statements", cfg.max_prepared_statements))
+    settings += [
+        ("log_connections", 0),
+        ("log_disconnections", 0),
+        ("stats_period", 60),
+        ("logfile", cfg.logfile),
+        ("pidfile", cfg.pidfile),
+    ]
+    lines = ["; Rendered by components/pgbouncer.py; do not edit by hand.",
+             f"; Server budget: {budget.total} over {budget.instances} instances = "
+             f"{budget.per_instance} each; database max_connections "
+             f"{cfg.database_max_connections}.",
+             "[databases]", *dbs, "", "[pgbouncer]"]
+    lines += [f"{k} = {v}" for k, v in settings]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def render_userlist(users: Mapping[str, str]) -> str:
+    """auth_file lines `"user" "password"` (a plaintext or SCRAM secret), sorted by user."""
+    for user, password in users.items():
+        if not user or not password:
+            raise ValueError(f"userlist: user {user!r} has an empty name or password")
+        if "\n" in user or "\n" in password:
+            raise ValueError(f"userlist: user {user!r} contains a newline")
+    return "".join(f"{_quote(u)} {_quote(p)}\n" for u, p in sorted(users.items()))
+
+
+@dataclass(frozen=True)
+class PgBouncerArgs:
+    """Inputs of `PgBouncer`."""
+
+    database_host: pulumi.Input[str]
+    """The primary's address (Database.address)."""
+    database_max_connections: int
+    passwords: Mapping[str, pulumi.Output[str]]
+    """User -> password, as Pulumi secret Outputs: the app user, the admin and stats users."""
+    max_server_connections: int = seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
+    replicas: int = 2
+    max_client_connections: int = seed.ONE_YEAR.peak_concurrent_users * 5 // 4
+    pool_mode: PoolMode = "transaction"
+    database_name: str = "sofacover"
+    replica_host: pulumi.Input[str] | None = None
+    """The region's read replica, for the `<db>_ro` entry."""
+    server_tls_sslmode: Literal["verify-full", "require"] = "verify-full"
+    admin_user: str = "pgbouncer_admin"
+    stats_user: str = "pgbouncer_stats"
+    kubernetes: bool = True
+    """Deploy on Kubernetes (the provider comes through opts); False: only render the
+    config for the instances' user data (the `ini` and `userlist` outputs)."""
+    namespace: str = "data"
+    image: str = PGBOUNCER_IMAGE
+    exporter_image: str = EXPORTER_IMAGE
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: PgBouncerConfig, db: DatabaseConfig, *,
+                    database_host: pulumi.Input[str],
+                    passwords: Mapping[str, pulumi.Output[str]], kubernetes: bool,
+                    replica_host: pulumi.Input[str] | None = None,
+                    namespace: str = "data") -> PgBouncerArgs:
+        return cls(database_host=database_host, database_max_connections=db.max_connections,
+                   passwords=passwords, max_server_connections=cfg.max_server_connections,
+                   replicas=cfg.replicas, max_client_connections=cfg.max_client_connections,
+                   pool_mode=cfg.pool_mode, replica_host=replica_host,
+                   kubernetes=kubernetes, namespace=namespace)
+
+    def ini(self) -> PgBouncerIni:
+        """The render inputs, with a placeholder host until the Outputs resolve."""
+        return PgBouncerIni(
+            database_host="-", database_max_connections=self.database_max_connections,
+            max_server_connections=self.max_server_connections, instances=self.replicas,
+            max_client_connections=self.max_client_connections, pool_mode=self.pool_mode,
+            database_name=self.database_name, server_tls_sslmode=self.server_tls_sslmode,
+            admin_users=(self.admin_user,), stats_users=(self.stats_user,))
+
+
+def _render_with_hosts(hosts: Sequence[str | None], *, base: PgBouncerIni) -> str:
+    primary, replica = hosts
+    return render_pgbouncer_ini(replace(base, database_host=primary, replica_host=replica))
+
+
+def _userlist(passwords: Sequence[str], *, users: Sequence[str]) -> str:
+    return render_userlist(dict(zip(users, passwords, strict=True)))
+
+
+def _exporter_dsn(password: str, *, user: str) -> str:
+    return f"postgres://{user}:{password}@127.0.0.1:{PORT}/pgbouncer?sslmode=disable"
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Drain on shutdown: wait for the endpoint to leave the Service (new clients go to the
+# peers), then SIGINT, which is PgBouncer's PAUSE + SHUTDOWN: running transactions finish,
+# then the process exits. The grace period covers both.
+DRAIN_SECONDS, GRACE_SECONDS = 10, 60
+PRE_STOP = ["/bin/sh", "-c",
+            f"sleep {DRAIN_SECONDS}; kill -INT 1; while kill -0 1 2>/dev/null; do sleep 1; done"]
+
+
+class PgBouncer(pulumi.ComponentResource):
+    """PgBouncer: rendered config; on Kubernetes a Deployment, Service, PDB and exporter."""
+
+    ini: pulumi.Output[str]
+    """The rendered pgbouncer.ini (no secrets in it)."""
+    userlist: pulumi.Output[str]
+    """The auth_file (secret)."""
+    pool_size_per_instance: pulumi.Output[int]
+    host: pulumi.Output[str | None]
+    """The Service's cluster DNS name on Kubernetes; None without Kubernetes."""
+    port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: PgBouncerArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sofacover:pgbouncer:PgBouncer", name, None, opts)
+        base = args.ini()
+        budget = base.budget  # refuse a budget that does not fit before creating anything
+        for user in (args.admin_user, args.stats_user):
+            if user not in args.passwords:
+                raise ValueError(f"passwords has no entry for {user!r}; the admin and stats "
+                                 "users need one")
+        if args.kubernetes and args.replicas < 2:
+            raise ValueError(f"replicas is {args.replicas}; on Kubernetes PgBouncer runs at "
+                             "least 2 pods so a drain or a node loss keeps the pool up")
+        if args.kubernetes:
+            # A rolling update surges one pod while a draining one still holds its
+            # connections: replicas + 1 pools must fit too.
+            problem = pool_budget_problem(budget.per_instance * (args.replicas + 1),
+                                          args.database_max_connections)
+            if problem:
+                raise PoolBudgetError(
+                    f"pgbouncer pools during a rolling update ({budget.per_instance} x "
+                    f"{args.replicas + 1} pods) " + problem)
+        users = sorted(args.passwords)
+        ini = pulumi.Output.all(args.database_host, args.replica_host).apply(
+            functools.partial(_render_with_hosts, base=base))
+        userlist = pulumi.Output.secret(pulumi.Output.all(
+            *[args.passwords[u] for u in users]).apply(functools.partial(_userlist,
+                                                                         users=users)))
+        host: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if args.kubernetes:
+            host = self._kubernetes(name, args, ini, userlist)
+
+        self.ini = ini
+        self.userlist = userlist
+        self.pool_size_per_instance = pulumi.Output.from_input(budget.per_instance)
+        self.host = host
+        self.port = pulumi.Output.from_input(PORT)
+        self.register_outputs({
+            "ini": self.ini,
+            "userlist": self.userlist,
+            "pool_size_per_instance": self.pool_size_per_instance,
+            "host": self.host,
+            "port": self.port,
+        })
+
+    def _kubernetes(self, name: str, args: PgBouncerArgs, ini: pulumi.Output[str],
+                    userlist: pulumi.Output[str]) -> pulumi.Output[str]:
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name,
+                  **args.labels}
+        meta = functools.partial(k8s.meta.v1.ObjectMetaArgs, namespace=args.namespace,
+                                 labels=labels)
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=meta(name=f"{name}-config"),
+                                       data={"pgbouncer.ini": ini}, opts=child)
+        secret = k8s.core.v1.Secret(
+            f"{name}-auth", metadata=meta(name=f"{name}-auth"), type="Opaque",
+            string_data={
+                "userlist.txt": userlist,
+                "exporter-dsn": pulumi.Output.secret(args.passwords[args.stats_user]).apply(
+                    functools.partial(_exporter_dsn, user=args.stats_user)),
+            }, opts=child)
+
+        restricted = k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False, read_only_root_filesystem=True,
+            run_as_non_root=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"))
+        tcp = k8s.core.v1.TCPSocketActionArgs(port=PORT)
+        pgbouncer = k8s.core.v1.ContainerArgs(
+            name="pgbouncer", image=args.image,
+            command=["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
+            ports=[k8s.core.v1.ContainerPortArgs(name="pgbouncer", container_port=PORT)],
+            readiness_probe=k8s.core.v1.ProbeArgs(tcp_socket=tcp, period_seconds=5,
+                                                  failure_threshold=2),
+            liveness_probe=k8s.core.v1.ProbeArgs(tcp_socket=tcp, initial_delay_seconds=10,
+                                                 period_seconds=10, failure_threshold=6),
+            lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=PRE_STOP))),
+            # One core: PgBouncer is single-threaded, more CPU is never used.
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "500m", "memory": "128Mi"},
+                limits={"cpu": "1", "memory": "256Mi"}),
+            security_context=restricted,
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="config", mount_path="/etc/pgbouncer/"
+                                            "pgbouncer.ini", sub_path="pgbouncer.ini",
+                                            read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="auth", mount_path="/etc/pgbouncer/auth",
+                                            read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                k8s.core.v1.VolumeMountArgs(name="ca", mount_path=RDS_CA_DIR, read_only=True),
+            ])
+        fetch_ca = k8s.core.v1.ContainerArgs(
+            name="fetch-rds-ca", image=CURL_IMAGE,
+            command=["curl", "--fail", "--silent", "--show-error", "--retry", "5",
+                     "--output", RDS_CA_FILE, RDS_CA_URL],
+            security_context=restricted,
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ca", mount_path=RDS_CA_DIR)])
+        exporter = k8s.core.v1.ContainerArgs(
+            name="exporter", image=args.exporter_image,
+            args=["--pgBouncer.connectionString=$(PGBOUNCER_DSN)",
+                  f"--web.listen-address=:{EXPORTER_PORT}"],
+            env=[k8s.core.v1.EnvVarArgs(
+                name="PGBOUNCER_DSN", value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
+                        name=secret.metadata.name, key="exporter-dsn")))],
+            ports=[k8s.core.v1.ContainerPortArgs(name="metrics", container_port=EXPORTER_PORT)],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "50m", "memory": "32Mi"}, limits={"memory": "64Mi"}),
+            security_context=restricted)
+
+        selector = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name}
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=meta(name=name),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=args.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=1)),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        # A new config rolls the pods (PgBouncer reads its file at start).
+                        annotations={"checksum/config": ini.apply(_checksum),
+                                     "prometheus.io/scrape": "true",
+                                     "prometheus.io/port": str(EXPORTER_PORT)}),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        termination_grace_period_seconds=GRACE_SECONDS,
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True, run_as_user=70, run_as_group=70,
+                            fs_group=70, seccomp_profile=k8s.core.v1.SeccompProfileArgs(
+                                type="RuntimeDefault")),
+                        affinity=k8s.core.v1.AffinityArgs(
+                            pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(
+                                # Never two pods on one node: a node loss takes one pod.
+                                required_during_scheduling_ignored_during_execution=[
+                                    k8s.core.v1.PodAffinityTermArgs(
+                                        label_selector=k8s.meta.v1.LabelSelectorArgs(
+                                            match_labels=selector),
+                                        topology_key="kubernetes.io/hostname")],
+                                # And in different zones where the nodes allow it.
+                                preferred_during_scheduling_ignored_during_execution=[
+                                    k8s.core.v1.WeightedPodAffinityTermArgs(
+                                        weight=100,
+                                        pod_affinity_term=k8s.core.v1.PodAffinityTermArgs(
+                                            label_selector=k8s.meta.v1.LabelSelectorArgs(
+                                                match_labels=selector),
+                                            topology_key="topology.kubernetes.io/zone"))])),
+                        init_containers=[fetch_ca],
+                        containers=[pgbouncer, exporter],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                                    name=config.metadata.name)),
+                            k8s.core.v1.VolumeArgs(
+                                name="auth", secret=k8s.core.v1.SecretVolumeSourceArgs(
+                                    secret_name=secret.metadata.name,
+                                    items=[k8s.core.v1.KeyToPathArgs(key="userlist.txt",
+                                                                     path="userlist.txt")])),
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                            k8s.core.v1.VolumeArgs(
+                                name="ca", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        ]))),
+            opts=child)
+        service = k8s.core.v1.Service(
+            f"{name}-service", metadata=meta(name=name),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=selector, ports=[
+                    k8s.core.v1.ServicePortArgs(name="pgbouncer", port=PORT, target_port=PORT),
+                    k8s.core.v1.ServicePortArgs(name="metrics", port=EXPORTER_PORT,
+                                                target_port=EXPORTER_PORT)]),
+            opts=child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=meta(name=name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+            opts=child)
+        return pulumi.Output.concat(service.metadata.name, ".", args.namespace,
+                                    ".svc.cluster.local")

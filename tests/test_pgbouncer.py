@@ -1,0 +1,353 @@
+"""PgBouncer: the rendered config (pure), the component under mocks, and the real engines.
+
+The real-engine tests start their own PostgreSQL and PgBouncer on loopback (tests/engines.py)
+and run the rendered pgbouncer.ini with only the local host, port and paths substituted.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.pgbouncer import (
+    PORT,
+    PRE_STOP,
+    PgBouncer,
+    PgBouncerArgs,
+    PgBouncerIni,
+    PoolBudgetError,
+    pool_budget,
+    render_pgbouncer_ini,
+    render_userlist,
+)
+from config import seed
+from config.models import SUPERUSER_RESERVED_CONNECTIONS, DatabaseConfig, PgBouncerConfig
+from config.presets import PHASES
+from planner.mocks import SECRET_MASK
+from tests import engines
+from tests.conftest import of_type
+
+DB = DatabaseConfig.model_validate(PHASES[1]["database"])
+POOL = PgBouncerConfig.model_validate(PHASES[1]["pgbouncer"])
+APP_USER, APP_PASSWORD = "sofacover_app", "app-password-for-tests"
+ADMIN, STATS = "pgbouncer_admin", "pgbouncer_stats"
+PASSWORDS = {APP_USER: APP_PASSWORD, ADMIN: "admin-pw", STATS: "stats-pw"}
+
+
+def parse(ini: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(delimiters=("=",), comment_prefixes=(";",),
+                                       interpolation=None)
+    parser.read_string(ini)
+    return parser
+
+
+def prod_ini(**kw) -> PgBouncerIni:
+    base = PgBouncerIni(database_host="db.example.internal",
+                        database_max_connections=DB.max_connections,
+                        max_server_connections=POOL.max_server_connections,
+                        instances=POOL.replicas,
+                        max_client_connections=POOL.max_client_connections)
+    return dataclasses.replace(base, **kw)
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+def test_seed_budget_is_divided_across_replicas():
+    budget = pool_budget(seed.PGBOUNCER_MAX_SERVER_CONNECTIONS, 2, DB.max_connections)
+    assert budget.per_instance == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS // 2
+
+
+def test_budget_rounds_down_so_the_total_never_exceeds_it():
+    budget = pool_budget(100, 3, 200)
+    assert budget.per_instance * budget.instances <= 100
+
+
+def test_per_replica_pool_of_zero_is_refused_with_the_numbers():
+    with pytest.raises(PoolBudgetError, match=r"is 2 across 3 instances: 2 // 3 = 0"):
+        pool_budget(2, 3, 200)
+
+
+def test_budget_above_max_connections_minus_reserved_is_refused_with_the_numbers():
+    usable = 100 - SUPERUSER_RESERVED_CONNECTIONS
+    assert pool_budget(usable, 1, 100).per_instance == usable
+    with pytest.raises(PoolBudgetError,
+                       match=rf"is {usable + 1} but database.maxConnections 100 minus "
+                             rf"{SUPERUSER_RESERVED_CONNECTIONS} reserved slots leaves {usable}"):
+        pool_budget(usable + 1, 1, 100)
+
+
+def test_render_refuses_a_budget_that_does_not_fit():
+    with pytest.raises(PoolBudgetError):
+        render_pgbouncer_ini(prod_ini(database_max_connections=50))
+
+
+# --- rendered ini ----------------------------------------------------------------------------
+
+def test_ini_pools_transactions_within_the_per_instance_budget():
+    ini = parse(render_pgbouncer_ini(prod_ini()))
+    per = POOL.max_server_connections // POOL.replicas
+    pgb = ini["pgbouncer"]
+    assert pgb["pool_mode"] == "transaction"
+    assert int(pgb["default_pool_size"]) == int(pgb["max_db_connections"]) == per
+    assert int(pgb["reserve_pool_size"]) == 0
+    assert int(pgb["max_client_conn"]) == POOL.max_client_connections
+    assert f"max_db_connections={per}" in ini["databases"]["sofacover"]
+
+
+def test_max_client_conn_covers_the_one_year_peak_with_headroom():
+    pgb = parse(render_pgbouncer_ini(prod_ini()))["pgbouncer"]
+    assert int(pgb["max_client_conn"]) > seed.ONE_YEAR.peak_concurrent_users
+
+
+def test_ini_verifies_the_server_certificate_and_names_the_admin_and_stats_users():
+    pgb = parse(render_pgbouncer_ini(prod_ini()))["pgbouncer"]
+    assert pgb["server_tls_sslmode"] == "verify-full"
+    assert pgb["server_tls_ca_file"].endswith(".pem")
+    assert pgb["admin_users"] == ADMIN and pgb["stats_users"] == STATS
+    assert pgb["ignore_startup_parameters"] == "extra_float_digits"
+    assert pgb["auth_type"] == "scram-sha-256"
+
+
+def test_require_mode_has_no_ca_file():
+    pgb = parse(render_pgbouncer_ini(prod_ini(server_tls_sslmode="require")))["pgbouncer"]
+    assert pgb["server_tls_sslmode"] == "require"
+    assert "server_tls_ca_file" not in pgb
+
+
+def test_prepared_statements_are_set_for_pgbouncer_1_21_and_left_out_before():
+    assert int(parse(render_pgbouncer_ini(prod_ini()))["pgbouncer"]
+               ["max_prepared_statements"]) > 0
+    old = parse(render_pgbouncer_ini(prod_ini(pgbouncer_version=(1, 18))))["pgbouncer"]
+    assert "max_prepared_statements" not in old
+
+
+def test_read_only_entry_points_at_the_local_replica_when_there_is_one():
+    dbs = parse(render_pgbouncer_ini(prod_ini(replica_host="replica.eu-west-1")))["databases"]
+    assert "host=replica.eu-west-1" in dbs["sofacover_ro"]
+    assert "host=db.example.internal" in dbs["sofacover"]
+
+
+def test_no_read_only_entry_without_a_replica():
+    assert "sofacover_ro" not in parse(render_pgbouncer_ini(prod_ini()))["databases"]
+
+
+def test_userlist_quotes_names_and_passwords():
+    assert render_userlist({"b": 'p"w', "a": "x"}) == '"a" "x"\n"b" "p""w"\n'
+
+
+@pytest.mark.parametrize("users", [{"a": ""}, {"": "x"}, {"a": "x\ny"}])
+def test_userlist_refuses_empty_or_multiline_entries(users):
+    with pytest.raises(ValueError, match="userlist"):
+        render_userlist(users)
+
+
+# --- component under mocks -------------------------------------------------------------------
+
+def pgbouncer(kubernetes: bool = True, **kw):
+    def fn() -> None:
+        opts = None
+        if kubernetes:
+            provider = k8s.Provider("k8s-test", kubeconfig="{}")
+            opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
+        passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
+        base = PgBouncerArgs.from_config(POOL, DB, database_host="db.example.internal",
+                                         passwords=passwords, kubernetes=kubernetes)
+        pgb = PgBouncer("pgbouncer", dataclasses.replace(base, **kw), opts)
+        pulumi.export("ini", pgb.ini)
+        pulumi.export("userlist", pgb.userlist)
+        pulumi.export("host", pgb.host)
+    return fn
+
+
+def deployment(res):
+    (dep,) = of_type(res, "kubernetes:apps/v1:Deployment")
+    return dep.inputs["spec"]
+
+
+def test_kubernetes_deployment_runs_two_pods_spread_over_nodes(build):
+    spec = deployment(build(pgbouncer()).resources)
+    assert spec["replicas"] == POOL.replicas >= 2
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (required,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_pods_have_probes_a_drain_hook_and_the_exporter(build):
+    pod = deployment(build(pgbouncer()).resources)["template"]["spec"]
+    main, exporter = pod["containers"]
+    assert main["readinessProbe"]["tcpSocket"]["port"] == PORT
+    assert main["livenessProbe"]["tcpSocket"]["port"] == PORT
+    assert main["lifecycle"]["preStop"]["exec"]["command"] == PRE_STOP
+    assert "kill -INT 1" in PRE_STOP[-1]  # SIGINT = PAUSE + SHUTDOWN
+    assert pod["terminationGracePeriodSeconds"] > 10
+    assert exporter["image"].startswith("prometheuscommunity/pgbouncer-exporter:")
+
+
+def test_containers_run_with_a_restricted_security_context(build):
+    pod = deployment(build(pgbouncer()).resources)["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in [*pod["containers"], *pod["initContainers"]]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_config_map_holds_the_rendered_ini_and_the_secret_stays_secret(build):
+    run = build(pgbouncer())
+    (cm,) = of_type(run.resources, "kubernetes:core/v1:ConfigMap")
+    assert cm.inputs["data"]["pgbouncer.ini"] == run.outputs["ini"]
+    assert "host=db.example.internal" in run.outputs["ini"]
+    (secret,) = of_type(run.resources, "kubernetes:core/v1:Secret")
+    assert secret.inputs["stringData"] == SECRET_MASK or all(
+        v == SECRET_MASK for v in secret.inputs["stringData"].values())
+    assert run.outputs["userlist"] == SECRET_MASK
+    assert APP_PASSWORD not in str([r.inputs for r in run.resources])
+
+
+def test_service_and_disruption_budget_cover_the_pods(build):
+    res = build(pgbouncer()).resources
+    (svc,) = of_type(res, "kubernetes:core/v1:Service")
+    (pdb,) = of_type(res, "kubernetes:policy/v1:PodDisruptionBudget")
+    selector = deployment(res)["selector"]["matchLabels"]
+    assert svc.inputs["spec"]["selector"] == selector
+    assert pdb.inputs["spec"]["selector"]["matchLabels"] == selector
+    assert pdb.inputs["spec"]["maxUnavailable"] == 1
+
+
+def test_every_kubernetes_child_uses_the_callers_provider(build):
+    res = build(pgbouncer()).resources
+    children = [r for r in res if r.type.startswith("kubernetes:")]
+    assert len(children) == 5
+    assert all(r.provider and "k8s-test" in r.provider for r in children)
+
+
+def test_one_pod_on_kubernetes_is_refused(build):
+    with pytest.raises(ValueError, match="at least 2 pods"):
+        build(pgbouncer(replicas=1))
+
+
+def test_a_rolling_update_that_would_overrun_the_database_is_refused(build):
+    # 3 x 50 during a surge = 150 > 150 - 3 reserved.
+    with pytest.raises(PoolBudgetError, match="rolling update"):
+        build(pgbouncer(database_max_connections=150))
+
+
+def test_without_kubernetes_only_the_rendered_config_is_exposed(build):
+    run = build(pgbouncer(kubernetes=False))
+    assert not [r for r in run.resources if r.type.startswith("kubernetes:")]
+    assert "[pgbouncer]" in run.outputs["ini"]
+    assert run.outputs["host"] is None
+
+
+# --- real engines ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tools() -> engines.Tools:
+    return engines.find_tools()  # fails (never skips) with the install command
+
+
+@pytest.fixture
+def postgres(tools):
+    # A small server, so the test shows PgBouncer holding many more clients than it admits.
+    with engines.Postgres(tools, max_connections=30) as pg:
+        pg.psql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
+        pg.psql(f"CREATE DATABASE sofacover OWNER {APP_USER}")
+        yield pg
+
+
+def local_ini(pg: engines.Postgres, tools: engines.Tools, workdir: Path, port: int,
+              **kw) -> str:
+    """The rendered config with only the local host, port and file paths substituted."""
+    return render_pgbouncer_ini(PgBouncerIni(
+        database_host="127.0.0.1", database_port=pg.port, replica_host="127.0.0.1",
+        replica_port=pg.port, database_max_connections=pg.max_connections,
+        listen_addr="127.0.0.1", listen_port=port, auth_file=str(workdir / "userlist.txt"),
+        logfile=str(workdir / "pgbouncer.log"), pidfile=str(workdir / "pgbouncer.pid"),
+        server_tls_sslmode="require", pgbouncer_version=tools.pgbouncer_version, **kw))
+
+
+def test_missing_tools_fail_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(engines.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(engines.Path, "glob", lambda *_a: iter(()))
+    monkeypatch.setattr(engines, "_first", lambda _paths: None)
+    with pytest.raises(engines.MissingTool, match="apt-get install -y postgresql pgbouncer"):
+        engines.find_tools()
+
+
+def test_rendered_config_serves_many_concurrent_clients_without_a_failed_transaction(
+        tools, postgres, tmp_path):
+    pg = postgres
+    port = engines.free_port()
+    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    # 20 server connections over 2 instances: 10 here, far below the 150 clients.
+    ini = local_ini(pg, tools, workdir, port, max_server_connections=20, instances=2,
+                    max_client_connections=400)
+    subprocess.run([str(tools.pgbench), "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p",
+                    str(pg.port), "-U", APP_USER, "sofacover"], check=True,
+                   capture_output=True, env={"PGPASSWORD": APP_PASSWORD, "PATH": "/usr/bin"})
+    script = tmp_path / "txn.sql"
+    # A read-write transaction, as the checkout would do: update and log in one COMMIT.
+    script.write_text(
+        "\\set aid random(1, 100000)\n\\set delta random(-5000, 5000)\n"
+        "BEGIN;\n"
+        "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n"
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+        "VALUES (1, 1, :aid, :delta, CURRENT_TIMESTAMP);\n"
+        "END;\n")
+    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port) as pgb:
+        clients = 150
+        assert clients > pg.max_connections  # straight at PostgreSQL this would be refused
+        result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
+                                 dbname="sofacover", clients=clients, threads=2,
+                                 transactions=20, script=script)
+        assert result.error is None, f"{result.error}\n{pgb.log()}"
+        assert result.transactions == clients * 20
+        assert result.failed == 0
+        servers = pgb.admin("SHOW SERVERS", ADMIN, PASSWORDS[ADMIN])
+        assert 0 < len(servers) <= 10
+        history = pg.psql("SELECT count(*) FROM pgbench_history", dbname="sofacover")
+        assert int(history) == clients * 20
+        # Server connections went over TLS (server_tls_sslmode=require).
+        ssl = pg.psql("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                      f"WHERE usename = '{APP_USER}' AND ssl", dbname="sofacover")
+        assert int(ssl) == len(servers)
+
+
+def test_read_only_entry_and_stats_user_work_against_the_real_server(tools, postgres, tmp_path):
+    pg = postgres
+    port = engines.free_port()
+    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
+    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port) as pgb:
+        result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
+                                 dbname="sofacover_ro", clients=20, threads=2,
+                                 transactions=5, script=_select_one(tmp_path))
+        assert result.error is None and result.failed == 0, result.error
+        pools = pgb.admin("SHOW POOLS", STATS, PASSWORDS[STATS])
+        assert {row[0] for row in pools} >= {"sofacover_ro"}
+
+
+def test_a_wrong_password_is_refused_by_pgbouncer(tools, postgres, tmp_path):
+    pg = postgres
+    port = engines.free_port()
+    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
+    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port):
+        result = engines.pgbench(tools, port=port, user=APP_USER, password="wrong",
+                                 dbname="sofacover", clients=1, threads=1, transactions=1,
+                                 script=_select_one(tmp_path))
+        assert result.error is not None and "authentication failed" in result.error
+
+
+def _select_one(tmp_path: Path) -> Path:
+    script = tmp_path / "select.sql"
+    script.write_text("SELECT 1;\n")
+    return script
