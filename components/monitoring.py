@@ -81,8 +81,9 @@ class MonitoringArgs:
     """HTTPS webhook subscribers of the alert topic."""
     alb_arn_suffix: pulumi.Input[str] | None = None
     """`arn_suffix` of the ALB (the CloudWatch `LoadBalancer` dimension)."""
-    target_group_arn_suffix: pulumi.Input[str] | None = None
-    """`arn_suffix` of the app's target group; needs `alb_arn_suffix` (host-count alarms)."""
+    target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Route name -> `arn_suffix` of its target group (host-count alarms per target group);
+    needs `alb_arn_suffix`."""
     asg_name: pulumi.Input[str] | None = None
     """Name of the app's Auto Scaling group."""
     ec2_detailed_monitoring: bool = True
@@ -98,7 +99,8 @@ class MonitoringArgs:
     pool_budget: int = seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
     """PgBouncer's max server connections: the database connection alarms' budget."""
     redis_replication_group_id: pulumi.Input[str] | None = None
-    """ID of the Redis replication group (cluster mode off)."""
+    """ID of the Redis replication group (cluster mode off); from an ARN:
+    `cache.arn.apply(arn_resource_id)`."""
     redis_node_count: int = seed.REDIS_NODES
     """Nodes of the replication group; ElastiCache names them `<group id>-001`, `-002`..."""
     kubernetes_provider: k8s.Provider | None = None
@@ -119,8 +121,8 @@ class MonitoringArgs:
 
 
 def _check(args: MonitoringArgs) -> None:
-    if args.target_group_arn_suffix is not None and args.alb_arn_suffix is None:
-        raise ValueError("target_group_arn_suffix is set but alb_arn_suffix is not; the "
+    if args.target_group_arn_suffixes and args.alb_arn_suffix is None:
+        raise ValueError("target_group_arn_suffixes is set but alb_arn_suffix is not; the "
                          "host-count alarms need both (CloudWatch dimensions TargetGroup and "
                          "LoadBalancer)")
     if args.redis_replication_group_id is not None and args.redis_node_count < 1:
@@ -170,6 +172,11 @@ def _key_policy(ids: list[str]) -> str:
             },
         ],
     })
+
+
+def arn_resource_id(arn: str) -> str:
+    """The last part of an ARN: `...:replicationgroup:sofacover-prod` -> `sofacover-prod`."""
+    return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
 
 
 def _short(value: str) -> str:
@@ -318,28 +325,26 @@ class Monitoring(pulumi.ComponentResource):
                   "value": METRICS["throughput_rpm"].level(severity)}
                  for severity in ("warning", "critical")], stat="Sum")
 
-        if args.target_group_arn_suffix is not None:
-            hosts = {"TargetGroup": args.target_group_arn_suffix,
-                     "LoadBalancer": args.alb_arn_suffix}
+        for route, target_group in args.target_group_arn_suffixes.items():
+            hosts = {"TargetGroup": target_group, "LoadBalancer": args.alb_arn_suffix}
             unhealthy, no_healthy = target_rules()
             # ELB publishes host counts only while requests flow: silence is no evidence of
             # an unhealthy host (notBreaching) ...
-            alarm("alb-unhealthy-hosts", unhealthy, missing="notBreaching",
-                  description="unhealthy targets behind the ALB",
+            alarm(f"alb-{route}-unhealthy-hosts", unhealthy, missing="notBreaching",
+                  description=f"unhealthy targets of route {route}",
                   namespace="AWS/ApplicationELB", metric_name="UnHealthyHostCount",
                   dimensions=hosts, statistic="Maximum")
             # ... but no healthy host at all is an outage, and a target group that stops
             # reporting healthy hosts is treated as one (breaching).
-            alarm("alb-healthy-hosts", no_healthy, missing="breaching",
-                  description="healthy targets behind the ALB",
+            alarm(f"alb-{route}-healthy-hosts", no_healthy, missing="breaching",
+                  description=f"healthy targets of route {route}",
                   namespace="AWS/ApplicationELB", metric_name="HealthyHostCount",
                   dimensions=hosts, statistic="Minimum")
-            graph("ALB targets", [
-                ["AWS/ApplicationELB", "HealthyHostCount", "TargetGroup",
-                 args.target_group_arn_suffix, "LoadBalancer", args.alb_arn_suffix],
-                ["AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup",
-                 args.target_group_arn_suffix, "LoadBalancer", args.alb_arn_suffix]], [],
-                stat="Maximum")
+            graph(f"ALB targets of route {route}", [
+                ["AWS/ApplicationELB", "HealthyHostCount", "TargetGroup", target_group,
+                 "LoadBalancer", args.alb_arn_suffix],
+                ["AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup", target_group,
+                 "LoadBalancer", args.alb_arn_suffix]], [], stat="Maximum")
 
         if args.asg_name is not None:
             # No datapoints means no instance reports, which is the host alarms' business,
