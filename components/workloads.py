@@ -315,7 +315,7 @@ class Workloads(pulumi.ComponentResource):
         check_args(args)  # before the component itself is registered
         super().__init__("sofacover:workloads:Workloads", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        restricted = {"enforce", "audit", "warn"}
+        restricted = ("enforce", "audit", "warn")
         psa_version = f"v{args.kubernetes_version}"
 
         ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata={
