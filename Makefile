@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 plan: $(STAMP)
 	@$(VENV)/bin/sofacover plan $(ARGS)
 
-## make test: lint, then the whole test suite
+## make test: lint, then the whole test suite, then the Worker's tests (Node's runner)
 test: $(STAMP) lint
 	$(VENV)/bin/pytest
+	@command -v node >/dev/null || { echo "node is missing: apt-get install -y nodejs"; exit 1; }
+	cd workers && node --test
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

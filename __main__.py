@@ -2,7 +2,9 @@
 
 Roles (sofacover:role): `all-in-one` (dev), `primary` (prod, us-east-1), `secondary`
 (prod-<region>, reads `prod` through a StackReference) and `edge` (prod-edge, the global
-Cloudflare edge, deployed last). See README.md and docs/architecture.md.
+Cloudflare edge, deployed last). See README.md and docs/architecture.md. Components are
+imported where they are used, so a stack never pays the import time of a provider SDK it
+does not use (pulumi_cloudflare alone takes seconds).
 """
 
 from __future__ import annotations
@@ -108,16 +110,30 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
     pulumi.export("albArnSuffix", compute.alb_arn_suffix)
     pulumi.export("asgName", compute.asg_name)
     pulumi.export("certificateValidationRecords", compute.certificate_validation_records)
+    if cfg.edge is not None:  # a stack with its own edge (e.g. a dev zone)
+        from components.edge import Edge, EdgeArgs, Origin
+
+        site = Edge(name, EdgeArgs.from_config(
+            cfg.edge, [Origin(str(cfg.region), compute.alb_dns_name)]))
+        pulumi.export("hostnames", site.hostnames)
 
 
 def edge(cfg: StackConfig) -> None:
-    # The Cloudflare resources land with the edge issue; until then the stack records which
-    # regional stacks it will route to, so the rollout order is real from day one.
+    """The global edge: Cloudflare in front of every region that serves this phase."""
+    from components.edge import Edge, EdgeArgs, Origin
+
     assert cfg.edge is not None
-    refs = {s: pulumi.StackReference(f"{s}-ref", stack_name=qualified(s))
-            for s in cfg.edge.region_stacks}
+    # Primary first: DNS points at it and it is every region's last resort.
+    origins = []
+    for region in cfg.regions.serving:
+        stack = cfg.edge.origins[region]
+        ref = pulumi.StackReference(f"{stack}-ref", stack_name=qualified(stack))
+        origins.append(Origin(region, ref.require_output("albDnsName")))
+    site = Edge(f"sofacover-{cfg.stack}", EdgeArgs.from_config(cfg.edge, origins))
     pulumi.export("zoneName", cfg.edge.zone_name)
-    pulumi.export("originRegions", {s: ref.require_output("region") for s, ref in refs.items()})
+    pulumi.export("hostnames", site.hostnames)
+    pulumi.export("originRegions", [o.region for o in origins])
+    pulumi.export("loadBalancerPools", site.load_balancer_pools)
 
 
 cfg = load_stack_config()

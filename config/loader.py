@@ -84,7 +84,9 @@ def parse_stack_config(
         problems.extend(f"{where}: {msg}" for msg in _messages(exc))
         raise ConfigError(problems) from None
 
-    for key in REQUIRED_SECRETS[cfg.role]:
+    required = REQUIRED_SECRETS[cfg.role] + (
+        ("cloudflare:apiToken",) if cfg.edge is not None and cfg.role != "edge" else ())
+    for key in required:
         if values.get(key) in (None, ""):
             problems.append(f"{where}: {key} is required for the {cfg.role} role and missing; "
                             f"set it with `pulumi config set --secret {key} <value>`")

@@ -83,19 +83,20 @@ PHASES: dict[int, dict[str, Any]] = {
         "database": _DATABASE,
         "cache": _CACHE,
         "pgbouncer": _PGBOUNCER,
-        "edge": {"imageOptimization": False, "apiEdgeCache": False, "geoLoadBalancing": False},
+        "edge": {"imageOptimization": False, "tieredCache": False, "regionalTieredCache": False,
+                 "apiEdgeCache": False, "geoLoadBalancing": False},
     },
     2: {
         # Project choice: pods on EKS from phase 2, where the plan's HPA takes over.
         "compute": {"platform": "kubernetes"},
-        "edge": {"imageOptimization": True, "apiEdgeCache": True},
+        "edge": {"imageOptimization": True, "tieredCache": True, "apiEdgeCache": True},
     },
     3: {
         # Every region serves; ap-southeast-1 gets a replica too (project choice: its reads
         # would otherwise cross the Pacific and miss the < 1 s target).
         "regions": {"serving": [seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS],
                     "readReplicas": list(seed.SECONDARY_REGIONS)},
-        "edge": {"geoLoadBalancing": True},
+        "edge": {"geoLoadBalancing": True, "regionalTieredCache": True},
     },
 }
 

@@ -138,6 +138,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             rid = _DATA_TIER[token](name, h, region, inputs, state)
         elif token in _COMPUTE:
             rid = _COMPUTE[token](name, h, region, inputs, state)
+        elif token.startswith("cloudflare:"):
+            rid = inputs.get("scriptName") or h[:32]  # Cloudflare ids: 32 hex characters
         else:
             rid = f"{name}-{h[:12]}"
             if token.startswith("aws:"):
@@ -440,7 +442,16 @@ def _ssm_parameter(m: PlanMocks, region: str, a: dict) -> dict:
             "arn": f"arn:aws:ssm:{region}::parameter{a.get('name')}"}
 
 
+def _cloudflare_zone(m: PlanMocks, region: str, a: dict) -> dict:
+    name = (a.get("filter") or {}).get("name") or "example.com"
+    zone = digest("zone", name)[:32]
+    return {"id": zone, "zoneId": zone, "name": name, "status": "active", "type": "full",
+            "nameServers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+            "account": {"id": digest("account", name)[:32], "name": "SofaCover"}}
+
+
 _INVOKES: dict[str, Callable[[PlanMocks, str, dict], dict]] = {
+    "cloudflare:index/getZone:getZone": _cloudflare_zone,
     "aws:elb/getServiceAccount:getServiceAccount": _elb_account,
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _azs,

@@ -122,7 +122,7 @@ def references(cfg: StackConfig) -> list[tuple[str, str]]:
     if cfg.primary is not None:
         out.append((cfg.primary.stack, "sofacover:primary.stack"))
     if cfg.edge is not None:
-        out += [(s, "sofacover:edge.regionStacks") for s in cfg.edge.region_stacks]
+        out += [(s, "sofacover:edge.origins") for s in cfg.edge.origins.values()]
     return out
 
 

@@ -19,7 +19,9 @@ KEY_INPUTS = (
     "region", "cidrBlock", "availabilityZone", "destinationCidrBlock", "domain",
     "connectivityType", "vpcEndpointType", "serviceName", "trafficType", "logDestinationType",
     "maxAggregationInterval", "retentionInDays", "name", "instanceType", "instanceClass",
-    "engine", "engineVersion", "minSize", "maxSize", "desiredCapacity",
+    "engine", "engineVersion", "minSize", "maxSize", "desiredCapacity", "settingId", "value",
+    "type", "content", "proxied", "phase", "pattern", "steeringPolicy", "port", "protocol",
+    "kind", "metadata",
 )
 MAX_SHOWN = 4
 

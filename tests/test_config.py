@@ -205,13 +205,13 @@ def test_secret_in_plain_text_is_refused():
 
 
 def test_edge_needs_the_cloudflare_token():
-    edge = {"zoneName": "example.com", "regionStacks": ["prod"]}
+    edge = {"zoneName": "example.com", "accountId": "0" * 32, "origins": {"us-east-1": "prod"}}
     vals = values(aws__region=None, sofacover__role="edge", sofacover__redisAuthToken=None,
                   sofacover__edge=edge)
     (msg,) = problems(vals, secrets=set())
     assert "cloudflare:apiToken is required for the edge role and missing" in msg
     vals["cloudflare:apiToken"] = "[secret]"
-    assert parse(vals).edge.region_stacks == ["prod"]
+    assert parse(vals).edge.origins == {"us-east-1": "prod"}
 
 
 def test_prod_with_a_single_nat_is_refused_dev_is_not():

@@ -1,0 +1,225 @@
+"""The Cloudflare edge: proxied DNS, zone settings, cache rules, image optimisation, tiered
+caching, the API-caching Worker and, in phase 3, geo load balancing across the regions.
+
+Everything is pulumi-cloudflare 6.x. Only the edge stack (or a stack with its own edge)
+imports this module: pulumi_cloudflare costs seconds of import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from config.models import EdgeConfig
+
+WORKER_SOURCE = Path(__file__).resolve().parents[1] / "workers" / "api-cache.js"
+# The public API reads the Worker serves (the Worker re-checks the path itself).
+WORKER_PATHS = ("/api/catalog*", "/api/products*", "/api/categories*")
+STATIC_EXTENSIONS = ("js", "css", "woff2", "png", "jpg", "jpeg", "webp", "avif", "gif",
+                     "svg", "ico")
+MARKETING_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+                    "gclid", "fbclid", "msclkid")
+# Paths and cookies that mark personal traffic: never cached.
+PRIVATE_PATHS = ("/cart", "/checkout", "/account", "/api/cart", "/api/checkout",
+                 "/api/account")
+SESSION_COOKIE = "sofacover_session"
+YEAR = 31_536_000
+ZONE_SETTINGS: dict[str, str] = {
+    "ssl": "strict",              # Full (strict): the origin's certificate is verified
+    "min_tls_version": "1.2",
+    "always_use_https": "on",
+    "http3": "on",
+    "brotli": "on",
+}
+IMAGE_SETTINGS: dict[str, str] = {"polish": "lossless", "webp": "on"}
+# Cloudflare geo regions -> AWS regions, nearest first; the primary is always the last resort.
+GEO_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "WNAM": ("us-west-2", "us-east-1"), "ENAM": ("us-east-1", "us-west-2"),
+    "NSAM": ("us-east-1",), "SSAM": ("us-east-1",),
+    "WEU": ("eu-west-1", "us-east-1"), "EEU": ("eu-west-1", "us-east-1"),
+    "ME": ("eu-west-1", "ap-southeast-1"), "NAF": ("eu-west-1",), "SAF": ("eu-west-1",),
+    "SAS": ("ap-southeast-1", "eu-west-1"), "SEAS": ("ap-southeast-1",),
+    "NEAS": ("ap-southeast-1", "us-west-2"), "OC": ("ap-southeast-1", "us-west-2"),
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A region's entry point: its ALB's DNS name."""
+
+    region: str
+    address: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    """Inputs of `Edge`."""
+
+    zone_name: str
+    account_id: str
+    origins: Sequence[Origin]
+    """Serving regions, the primary first: DNS points at it and it is the fallback pool."""
+    hostnames: Sequence[str] = ("@", "www", "api")
+    image_optimization: bool = False
+    tiered_cache: bool = False
+    regional_tiered_cache: bool = False
+    api_edge_cache: bool = False
+    api_cache_ttl_seconds: int = 60
+    html_edge_ttl_seconds: int = 120
+    geo_load_balancing: bool = False
+    health_check_path: str = "/healthz"
+
+    @classmethod
+    def from_config(cls, cfg: EdgeConfig, origins: Sequence[Origin]) -> EdgeArgs:
+        return cls(zone_name=cfg.zone_name, account_id=cfg.account_id, origins=tuple(origins),
+                   hostnames=tuple(cfg.hostnames), image_optimization=cfg.image_optimization,
+                   tiered_cache=cfg.tiered_cache,
+                   regional_tiered_cache=cfg.regional_tiered_cache,
+                   api_edge_cache=cfg.api_edge_cache,
+                   api_cache_ttl_seconds=cfg.api_cache_ttl_seconds,
+                   html_edge_ttl_seconds=cfg.html_edge_ttl_seconds,
+                   geo_load_balancing=cfg.geo_load_balancing,
+                   health_check_path=cfg.health_check_path)
+
+    def check(self) -> None:
+        if not self.origins:
+            raise ValueError("EdgeArgs: origins is empty; the edge needs at least the primary")
+
+    def fqdn(self, host: str) -> str:
+        return self.zone_name if host == "@" else f"{host}.{self.zone_name}"
+
+
+def cache_rules(args: EdgeArgs) -> list[dict]:
+    """The zone's cache rules, in order. When several match, Cloudflare applies them in
+    order and a later rule's settings win, so the bypass rule comes last."""
+    exts = " ".join(f'"{e}"' for e in STATIC_EXTENSIONS)
+    static = f"http.request.uri.path.extension in {{{exts}}}"
+    cache_key = {"ignore_query_strings_order": True, "custom_key": {
+        "query_string": {"exclude": {"lists": list(MARKETING_PARAMS)}}}}
+    private = " or ".join(
+        [f'starts_with(http.request.uri.path, "{p}")' for p in PRIVATE_PATHS]
+        + [f'http.cookie contains "{SESSION_COOKIE}"',
+           'any(lower(http.request.headers.names[*])[*] == "authorization")',
+           '(starts_with(http.request.uri.path, "/api/") and http.request.method ne "GET")'])
+    return [
+        {"ref": "static_assets", "description": "Fingerprinted static assets and images: a year",
+         "expression": static, "action": "set_cache_settings", "enabled": True,
+         "action_parameters": {"cache": True, "cache_key": cache_key,
+                               "edge_ttl": {"mode": "override_origin", "default": YEAR},
+                               "browser_ttl": {"mode": "override_origin", "default": YEAR}}},
+        {"ref": "html", "description": "Pages: a short edge TTL, the browser revalidates",
+         "expression": f'http.request.method eq "GET" and not {static} and '
+                       f'not starts_with(http.request.uri.path, "/api/")',
+         "action": "set_cache_settings", "enabled": True,
+         "action_parameters": {"cache": True, "cache_key": cache_key,
+                               "edge_ttl": {"mode": "override_origin",
+                                            "default": args.html_edge_ttl_seconds},
+                               "browser_ttl": {"mode": "respect_origin"}}},
+        {"ref": "bypass_private", "description":
+            "Carts, checkout, accounts, signed-in users and API writes: never cached",
+         "expression": private, "action": "set_cache_settings", "enabled": True,
+         "action_parameters": {"cache": False}},
+    ]
+
+
+class Edge(pulumi.ComponentResource):
+    """Cloudflare in front of the regions' ALBs."""
+
+    zone_id: pulumi.Output[str]
+    hostnames: pulumi.Output[list[str]]
+    """The proxied names."""
+    load_balancer_pools: pulumi.Output[dict[str, str]]
+    """Region -> pool id (empty until geo load balancing)."""
+
+    def __init__(self, name: str, args: EdgeArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        args.check()
+        super().__init__("sofacover:edge:Edge", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        zone_id = cloudflare.get_zone_output(
+            filter={"name": args.zone_name},
+            opts=pulumi.InvokeOutputOptions(parent=self)).zone_id
+        primary = args.origins[0]
+
+        # DNS stays pointed at the primary in every phase: the load balancers of phase 3
+        # take precedence over records of the same name, and the records are the fallback.
+        for host in args.hostnames:
+            cloudflare.DnsRecord(f"{name}-dns-{host.replace('@', 'apex')}", zone_id=zone_id,
+                                 name=args.fqdn(host), type="CNAME", content=primary.address,
+                                 proxied=True, ttl=1, comment="managed by pulumi (sofacover)",
+                                 opts=child)
+
+        settings = {**ZONE_SETTINGS, **(IMAGE_SETTINGS if args.image_optimization else {})}
+        for setting, value in settings.items():
+            cloudflare.ZoneSetting(f"{name}-{setting.replace('_', '-')}", zone_id=zone_id,
+                                   setting_id=setting, value=value, opts=child)
+
+        cloudflare.Ruleset(f"{name}-cache-rules", zone_id=zone_id, kind="zone",
+                           phase="http_request_cache_settings", name="sofacover cache rules",
+                           description="Static a year, HTML briefly, private never",
+                           rules=cache_rules(args), opts=child)
+        if args.tiered_cache:
+            cloudflare.TieredCache(f"{name}-tiered-cache", zone_id=zone_id, value="on",
+                                   opts=child)
+        if args.regional_tiered_cache:
+            cloudflare.RegionalTieredCache(f"{name}-regional-tiered-cache", zone_id=zone_id,
+                                           value="on", opts=child)
+
+        if args.api_edge_cache:
+            source = WORKER_SOURCE.read_text()
+            script = cloudflare.WorkersScript(
+                f"{name}-api-cache", account_id=args.account_id,
+                script_name=f"{name}-api-cache", main_module="api-cache.js",
+                content=source, compatibility_date="2025-09-01",
+                bindings=[{"name": "CACHE_TTL_SECONDS", "type": "plain_text",
+                           "text": str(args.api_cache_ttl_seconds)}],
+                observability={"enabled": True},
+                # Shown in the plan: a change to the source is a change to this hash.
+                annotations={"workers_message":
+                             "sha256 " + hashlib.sha256(source.encode()).hexdigest()[:16]},
+                opts=child)
+            for i, path in enumerate(WORKER_PATHS):
+                cloudflare.WorkersRoute(f"{name}-api-cache-route-{i}", zone_id=zone_id,
+                                        pattern=f"*{args.zone_name}{path}",
+                                        script=script.script_name, opts=child)
+
+        pools: dict[str, pulumi.Output[str]] = {}
+        if args.geo_load_balancing:
+            monitor = cloudflare.LoadBalancerMonitor(
+                f"{name}-health", account_id=args.account_id, type="https", method="GET",
+                path=args.health_check_path, expected_codes="200", interval=60, timeout=5,
+                retries=2, consecutive_down=2, consecutive_up=2, follow_redirects=False,
+                allow_insecure=False, header={"Host": [args.zone_name]},
+                description="SofaCover app health", opts=child)
+            for origin in args.origins:
+                pools[origin.region] = cloudflare.LoadBalancerPool(
+                    f"{name}-pool-{origin.region}", account_id=args.account_id,
+                    name=f"sofacover-{origin.region}", monitor=monitor.id, minimum_origins=1,
+                    origins=[{"name": origin.region, "address": origin.address,
+                              "enabled": True, "weight": 1,
+                              "header": {"hosts": [args.zone_name]}}],
+                    check_regions=["WNAM", "ENAM", "WEU", "SEAS"],
+                    description=f"ALB in {origin.region}", opts=child).id
+            regions = {geo: [pools[r] for r in prefs if r in pools] + [pools[primary.region]]
+                       for geo, prefs in GEO_PREFERENCE.items()}
+            regions = {geo: list(dict.fromkeys(ids)) for geo, ids in regions.items()}
+            for host in args.hostnames:
+                cloudflare.LoadBalancer(
+                    f"{name}-lb-{host.replace('@', 'apex')}", zone_id=zone_id,
+                    name=args.fqdn(host), proxied=True, steering_policy="geo",
+                    default_pools=[pools[o.region] for o in args.origins],
+                    fallback_pool=pools[primary.region], region_pools=regions,
+                    session_affinity="none", description="nearest healthy region",
+                    opts=child)
+
+        self.zone_id = zone_id
+        self.hostnames = pulumi.Output.from_input([args.fqdn(h) for h in args.hostnames])
+        self.load_balancer_pools = pulumi.Output.all(**pools) if pools else \
+            pulumi.Output.from_input({})
+        self.register_outputs({"zone_id": self.zone_id, "hostnames": self.hostnames,
+                               "load_balancer_pools": self.load_balancer_pools})
