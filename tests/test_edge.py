@@ -137,15 +137,14 @@ def test_dev_without_a_zone_plans_without_the_edge(dev):
                                                                "sofacover:edge"))]
 
 
-def test_prod_edge_phases_add_features_in_order(project):
+def test_prod_edge_phases_add_features_in_order(project, prod, prod_phase3):
     from planner.cli import plan_stacks
 
-    def types(phase: int) -> set[str]:
-        plan = [p for p in plan_stacks(project, env="prod", phase=phase)
-                if p.stack == "prod-edge"][0]
+    def types(plan) -> set[str]:
         return {r.type for r in plan.resources}
 
-    one, two, three = types(1), types(2), types(3)
+    one, three = types(prod["prod-edge"]), types(prod_phase3["prod-edge"])
+    two = types(plan_stacks(project, stack="prod-edge", phase=2)[0])
     assert "cloudflare:index/ruleset:Ruleset" in one
     assert "cloudflare:index/workersScript:WorkersScript" in two - one
     assert "cloudflare:index/tieredCache:TieredCache" in two - one
