@@ -5,7 +5,9 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: plan plan-env test lint bench
+CHECKOV := .venv-checkov/.installed
+
+.PHONY: plan test lint bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,12 +15,18 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
+# checkov lives in its own venv: its pins conflict with the Pulumi SDK's.
+$(CHECKOV): tests/requirements-checkov.txt
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+	@touch $(CHECKOV)
+
 ## make plan [ARGS="--env prod --json plan.json"]: print the plan of prod (or ARGS)
 plan: $(STAMP)
 	@$(VENV)/bin/sofacover plan $(ARGS)
 
 ## make test: lint, then the whole test suite, then the Worker's tests (Node's runner)
-test: $(STAMP) lint
+test: $(STAMP) $(CHECKOV) lint
 	$(VENV)/bin/pytest
 	@command -v node >/dev/null || { echo "node is missing: apt-get install -y nodejs"; exit 1; }
 	cd workers && node --test

@@ -101,6 +101,7 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
             user_data=eks.node_user_data, ami_parameter=eks.ami_parameter,
             instance_role_name=eks.node_role_name,
             extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
+        workloads(cfg, name, eks)
         pulumi.export("clusterName", eks.cluster_name)
         pulumi.export("kubeconfig", eks.kubeconfig)
     else:
@@ -116,6 +117,20 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
         site = Edge(name, EdgeArgs.from_config(
             cfg.edge, [Origin(str(cfg.region), compute.alb_dns_name)]))
         pulumi.export("hostnames", site.hostnames)
+
+
+def workloads(cfg: StackConfig, name: str, eks) -> None:
+    """The app services on the cluster, through the cluster's own Kubernetes provider."""
+    from components.network import plan_subnets
+    from components.workloads import Workloads, WorkloadsArgs
+
+    assert cfg.kubernetes is not None and cfg.network is not None
+    apps = Workloads(name, WorkloadsArgs.from_config(
+        cfg.kubernetes, vpc_cidr=cfg.network.cidr,
+        data_cidrs=plan_subnets(cfg.network.cidr, cfg.network.az_count)["data"]),
+        pulumi.ResourceOptions(providers={"kubernetes": eks.provider}))
+    pulumi.export("appNamespace", apps.namespace)
+    pulumi.export("appNodePorts", apps.node_ports)
 
 
 def edge(cfg: StackConfig) -> None:

@@ -80,3 +80,14 @@ def test_phase2_prod_runs_eks_nodes_from_the_auto_scaling_group(k8s_plan):
 def test_phase1_prod_has_no_cluster(prod):
     assert not of_type(prod["prod"].resources, "aws:eks/cluster:Cluster")
     assert of_type(prod["prod"].resources, "aws:autoscaling/group:Group")
+
+
+def test_phase2_prod_runs_every_service_on_the_clusters_own_provider(k8s_plan, project):
+    cfg = project.stack_config("prod", phase=2)
+    provider = next(r for r in k8s_plan.resources if r.type == "pulumi:providers:kubernetes")
+    deployments = of_type(k8s_plan.resources, "kubernetes:apps/v1:Deployment")
+    assert {d.inputs["metadata"]["name"] for d in deployments} == {
+        s.name for s in cfg.kubernetes.services}
+    assert all(d.provider.startswith(provider.urn) for d in deployments)
+    assert k8s_plan.outputs["appNodePorts"] == {s.name: s.node_port
+                                                for s in cfg.kubernetes.services}
