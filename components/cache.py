@@ -121,8 +121,8 @@ class Cache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CacheArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        check_args(args)  # before anything is registered
         super().__init__("sofacover:cache:Cache", name, None, opts)
-        check_args(args)
         child = pulumi.ResourceOptions(parent=self)
         protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
 

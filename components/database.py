@@ -227,8 +227,8 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        check_args(args)  # before anything is registered
         super().__init__("sofacover:database:Database", name, None, opts)
-        check_args(args)
         mode = args.mode
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -316,8 +316,7 @@ class Database(pulumi.ComponentResource):
             # them again would show as a replacement.
         instance = aws.rds.Instance(
             f"{name}-db", **common, **extra,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
-                                        depends_on=[params]))
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
 
         if args.backup_replication_region is not None:
             dest = args.backup_replication_region

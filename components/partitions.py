@@ -123,10 +123,10 @@ class PartitionJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PartitionJobArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("sofacover:partitions:PartitionJob", name, None, opts)
         if args.quarters_ahead < 1:
             raise ValueError(f"quarters_ahead is {args.quarters_ahead}; keep at least the "
                              "next quarter ready so inserts never reach the default")
+        super().__init__("sofacover:partitions:PartitionJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         sql = job_sql(args.quarters_ahead)
         labels = {"app.kubernetes.io/name": "partition-job", "app.kubernetes.io/instance": name}

@@ -259,6 +259,28 @@ def _checksum(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_args(args: PgBouncerArgs) -> PoolBudget:
+    """Refuse a budget or topology that does not fit, before anything is registered."""
+    budget = args.ini().budget
+    for user in (args.admin_user, args.stats_user):
+        if user not in args.passwords:
+            raise ValueError(f"passwords has no entry for {user!r}; the admin and stats "
+                             "users need one")
+    if args.kubernetes and args.replicas < 2:
+        raise ValueError(f"replicas is {args.replicas}; on Kubernetes PgBouncer runs at "
+                         "least 2 pods so a drain or a node loss keeps the pool up")
+    if args.kubernetes:
+        # A rolling update surges one pod while a draining one still holds its
+        # connections: replicas + 1 pools must fit too.
+        problem = pool_budget_problem(budget.per_instance * (args.replicas + 1),
+                                      args.database_max_connections)
+        if problem:
+            raise PoolBudgetError(
+                f"pgbouncer pools during a rolling update ({budget.per_instance} x "
+                f"{args.replicas + 1} pods) " + problem)
+    return budget
+
+
 # Drain on shutdown: wait for the endpoint to leave the Service (new clients go to the
 # peers), then SIGINT, which is PgBouncer's PAUSE + SHUTDOWN: running transactions finish,
 # then the process exits. The grace period covers both.
@@ -281,25 +303,9 @@ class PgBouncer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PgBouncerArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        budget = check_args(args)  # before anything is registered
         super().__init__("sofacover:pgbouncer:PgBouncer", name, None, opts)
         base = args.ini()
-        budget = base.budget  # refuse a budget that does not fit before creating anything
-        for user in (args.admin_user, args.stats_user):
-            if user not in args.passwords:
-                raise ValueError(f"passwords has no entry for {user!r}; the admin and stats "
-                                 "users need one")
-        if args.kubernetes and args.replicas < 2:
-            raise ValueError(f"replicas is {args.replicas}; on Kubernetes PgBouncer runs at "
-                             "least 2 pods so a drain or a node loss keeps the pool up")
-        if args.kubernetes:
-            # A rolling update surges one pod while a draining one still holds its
-            # connections: replicas + 1 pools must fit too.
-            problem = pool_budget_problem(budget.per_instance * (args.replicas + 1),
-                                          args.database_max_connections)
-            if problem:
-                raise PoolBudgetError(
-                    f"pgbouncer pools during a rolling update ({budget.per_instance} x "
-                    f"{args.replicas + 1} pods) " + problem)
         users = sorted(args.passwords)
         ini = pulumi.Output.all(args.database_host, args.replica_host).apply(
             functools.partial(_render_with_hosts, base=base))

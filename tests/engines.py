@@ -269,6 +269,8 @@ class BenchResult:
     failed: int
     tps: float
     latency_ms: float | None
+    connect_ms: float | None
+    """pgbench's "initial connection time": every client's login, before the clock runs."""
     error: str | None
     seconds: float
 
@@ -302,9 +304,10 @@ def pgbench(tools: Tools, *, port: int, user: str, password: str, dbname: str,
     failed = number(r"number of failed transactions: (\d+)", int) or 0
     tps = number(r"tps = ([\d.]+) \((?:without initial connection time|excluding)") or 0.0
     latency = number(r"latency average = ([\d.]+) ms")
+    connect = number(r"initial connection time = ([\d.]+) ms")
     error = None
     if out.returncode:
         lines = [ln for ln in text.splitlines() if "error" in ln.lower() or "fatal" in
                  ln.lower()]
         error = (lines[0] if lines else text.strip().splitlines()[-1])[:300]
-    return BenchResult(clients, processed, failed, tps, latency, error, elapsed)
+    return BenchResult(clients, processed, failed, tps, latency, connect, error, elapsed)
