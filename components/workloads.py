@@ -53,9 +53,9 @@ class ScalingArgs:
     """The period both policies count over."""
 
     @classmethod
-    def from_config(cls, rule: ScalingRule, *, pods: int) -> ScalingArgs:
+    def from_config(cls, rule: ScalingRule) -> ScalingArgs:
         return cls(stabilization_window_seconds=rule.stabilization_window_seconds,
-                   percent=rule.percent, pods=pods, period_seconds=rule.period_seconds)
+                   percent=rule.percent, pods=rule.pods, period_seconds=rule.period_seconds)
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,8 @@ class WorkloadsArgs:
 
     @classmethod
     def from_config(cls, cfg: KubernetesConfig, *, vpc_cidr: str, data_cidrs: Sequence[str],
-                    pgbouncer_namespace: str | None = None, scale_up_pods: int = 4,
-                    scale_down_pods: int = 1) -> WorkloadsArgs:
-        """Args from `sofacover:kubernetes`. The Pods policies are not in the config model
-        yet; the defaults are Kubernetes' own scale-up default (4 pods per period) and one
-        pod per period down."""
+                    pgbouncer_namespace: str | None = None) -> WorkloadsArgs:
+        """Args from `sofacover:kubernetes`."""
         hpa = cfg.hpa
         return cls(
             namespace=cfg.namespace,
@@ -143,8 +140,8 @@ class WorkloadsArgs:
             pgbouncer_namespace=pgbouncer_namespace,
             cpu_utilization=hpa.cpu_utilization,
             memory_utilization=hpa.memory_utilization,
-            scale_up=ScalingArgs.from_config(hpa.scale_up, pods=scale_up_pods),
-            scale_down=ScalingArgs.from_config(hpa.scale_down, pods=scale_down_pods),
+            scale_up=ScalingArgs.from_config(hpa.scale_up),
+            scale_down=ScalingArgs.from_config(hpa.scale_down),
             kubernetes_version=cfg.version,
         )
 

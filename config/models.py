@@ -140,10 +140,12 @@ class ComputeConfig(Model):
 
 
 class ScalingRule(Model):
-    """One direction of an HPA `behavior`: window, then a percent-per-period policy."""
+    """One direction of an HPA `behavior`: a window, then a percent and a pods policy per
+    period (the larger change wins)."""
 
     stabilization_window_seconds: Annotated[int, Field(ge=0, le=3600)]
     percent: Annotated[int, Field(ge=1, le=1000)]
+    pods: PositiveInt
     period_seconds: Annotated[int, Field(ge=1, le=1800)]
 
 

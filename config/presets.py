@@ -22,11 +22,16 @@ _HPA = {
         # spike (Kubernetes' own default is 0 s); with it the 2-minute KPI is out of reach.
         "stabilizationWindowSeconds": 0,
         "percent": seed.HPA_UP_PERCENT,
+        # Not in the seed: Kubernetes' own default, so a small deployment can still add
+        # 4 pods a period when 100% of it is only one or two.
+        "pods": 4,
         "periodSeconds": seed.HPA_UP_PERIOD_S,
     },
     "scaleDown": {
         "stabilizationWindowSeconds": seed.HPA_DOWN_WINDOW_S,
         "percent": seed.HPA_DOWN_PERCENT,
+        # Not in the seed: one pod a period, so -10% of a small deployment still moves.
+        "pods": 1,
         "periodSeconds": seed.HPA_DOWN_PERIOD_S,
     },
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import inspect
 import json
 import os
 import re
@@ -153,8 +152,6 @@ def test_cpu_is_unlimited_unless_a_service_sets_a_limit(build, configs):
 @pytest.mark.parametrize("stack", STACKS)
 def test_hpa_bounds_targets_and_behaviour_come_from_the_stack_config(build, configs, stack):
     hpa_cfg = configs[stack].kubernetes.hpa
-    defaults = {k: p.default for k, p in
-                inspect.signature(WorkloadsArgs.from_config).parameters.items()}
     hpas = by_name(build(workloads(args_for(configs[stack]))).resources, HPA)
     for name, hpa in hpas.items():
         spec = hpa.inputs["spec"]
@@ -167,15 +164,14 @@ def test_hpa_bounds_targets_and_behaviour_come_from_the_stack_config(build, conf
             "cpu": {"type": "Utilization", "averageUtilization": hpa_cfg.cpu_utilization},
             "memory": {"type": "Utilization", "averageUtilization": hpa_cfg.memory_utilization},
         }
-        for direction, rule, pods in (
-                ("scaleUp", hpa_cfg.scale_up, defaults["scale_up_pods"]),
-                ("scaleDown", hpa_cfg.scale_down, defaults["scale_down_pods"])):
+        for direction, rule in (("scaleUp", hpa_cfg.scale_up),
+                                ("scaleDown", hpa_cfg.scale_down)):
             behaviour = spec["behavior"][direction]
             assert behaviour["stabilizationWindowSeconds"] == rule.stabilization_window_seconds
             assert behaviour["selectPolicy"] == "Max"
             assert behaviour["policies"] == [
                 {"type": "Percent", "value": rule.percent, "periodSeconds": rule.period_seconds},
-                {"type": "Pods", "value": pods, "periodSeconds": rule.period_seconds},
+                {"type": "Pods", "value": rule.pods, "periodSeconds": rule.period_seconds},
             ]
 
 
