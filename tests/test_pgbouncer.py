@@ -6,6 +6,7 @@ and run the rendered pgbouncer.ini with only the local host, port and paths subs
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import dataclasses
 import subprocess
@@ -351,3 +352,27 @@ def _select_one(tmp_path: Path) -> Path:
     script = tmp_path / "select.sql"
     script.write_text("SELECT 1;\n")
     return script
+
+
+
+def _unknown() -> pulumi.Output[str]:
+    """An Output whose value is not known, as a preview sees a database not yet created."""
+    loop = asyncio.get_event_loop()
+    value, known = loop.create_future(), loop.create_future()
+    value.set_result(None)
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)
+
+
+def test_builds_in_preview_mode_with_an_unknown_database_host(build):
+    def fn() -> None:
+        provider = k8s.Provider("k8s-test", kubeconfig="{}")
+        passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
+        PgBouncer("pgbouncer", PgBouncerArgs.from_config(
+            POOL, DB, database_host=_unknown(), passwords=passwords, kubernetes=True),
+            pulumi.ResourceOptions(providers={"kubernetes": provider}))
+
+    res = build(fn, preview=True).resources
+    (cm,) = of_type(res, "kubernetes:core/v1:ConfigMap")
+    assert len(of_type(res, "kubernetes:apps/v1:Deployment")) == 1
+    assert cm.inputs["data"]["pgbouncer.ini"] == "[unknown]"
