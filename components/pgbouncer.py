@@ -225,10 +225,14 @@ class PgBouncerArgs:
                     database_host: pulumi.Input[str],
                     passwords: Mapping[str, pulumi.Output[str]], kubernetes: bool,
                     replica_host: pulumi.Input[str] | None = None,
+                    instances: int | None = None,
                     namespace: str = "data") -> PgBouncerArgs:
+        """`instances`: without Kubernetes, how many hosts run PgBouncer at most (the Auto
+        Scaling group's maxSize): the budget is divided by that, not by cfg.replicas."""
         return cls(database_host=database_host, database_max_connections=db.max_connections,
                    passwords=passwords, max_server_connections=cfg.max_server_connections,
-                   replicas=cfg.replicas, max_client_connections=cfg.max_client_connections,
+                   replicas=instances or cfg.replicas,
+                   max_client_connections=cfg.max_client_connections,
                    pool_mode=cfg.pool_mode, replica_host=replica_host,
                    kubernetes=kubernetes, namespace=namespace)
 

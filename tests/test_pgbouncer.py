@@ -376,3 +376,14 @@ def test_builds_in_preview_mode_with_an_unknown_database_host(build):
     (cm,) = of_type(res, "kubernetes:core/v1:ConfigMap")
     assert len(of_type(res, "kubernetes:apps/v1:Deployment")) == 1
     assert cm.inputs["data"]["pgbouncer.ini"] == "[unknown]"
+
+
+def test_without_kubernetes_the_budget_is_divided_by_the_most_instances(build):
+    def fn() -> None:
+        passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
+        pgb = PgBouncer("pgbouncer", PgBouncerArgs.from_config(
+            POOL, DB, database_host="db.example.internal", passwords=passwords,
+            kubernetes=False, instances=seed.ASG_MAX))
+        pulumi.export("pool", pgb.pool_size_per_instance)
+
+    assert build(fn).outputs["pool"] == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS // seed.ASG_MAX
