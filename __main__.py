@@ -10,6 +10,8 @@ does not use (pulumi_cloudflare alone takes seconds).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -32,6 +34,17 @@ def _same_region(actual: str, declared: str, stack: str) -> str:
     return actual
 
 
+PGBOUNCER_NAMESPACE = "data"  # PgBouncer and the partition job, apart from the app
+
+
+@dataclass
+class AppTier:
+    """What the data tier needs from the web tier."""
+
+    client_security_group_ids: list[Any]
+    eks: Any | None
+
+
 def regional(cfg: StackConfig) -> None:
     import pulumi_aws as aws
 
@@ -46,6 +59,7 @@ def regional(cfg: StackConfig) -> None:
     opts = pulumi.ResourceOptions(providers={"aws": provider})
     pulumi.export("region", cfg.region)
 
+    primary = None
     if cfg.primary is not None:
         primary = pulumi.StackReference(f"{cfg.primary.stack}-ref",
                                         stack_name=qualified(cfg.primary.stack))
@@ -75,11 +89,16 @@ def regional(cfg: StackConfig) -> None:
     pulumi.export("cacheSubnetGroupName", network.cache_subnet_group_name)
     pulumi.export("natPublicIps", network.nat_public_ips)
 
-    if cfg.hosts_app:
-        web_tier(cfg, network, opts)
+    app = web_tier(cfg, network, opts) if cfg.hosts_app else None
+    if cfg.role in ("all-in-one", "primary"):
+        assert app is not None
+        data_tier(cfg, network, app, opts)
+    if cfg.hosts_replica:
+        assert primary is not None
+        replica(cfg, network, primary, opts)
 
 
-def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
+def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier:
     """ALB + Auto Scaling group; on the kubernetes platform also EKS and the workloads."""
     from components.compute import Compute, ComputeArgs
 
@@ -89,6 +108,7 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
     placement = dict(vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr,
                      public_subnet_ids=network.public_subnet_ids,
                      private_subnet_ids=network.private_subnet_ids, deletion_protection=prod)
+    eks = None
     if cfg.compute.platform == "kubernetes":
         # Imported here: pulumi_kubernetes costs import time a plain-EC2 stack need not pay.
         from components.eks import Eks, EksArgs
@@ -117,6 +137,10 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> None:
         site = Edge(name, EdgeArgs.from_config(
             cfg.edge, [Origin(str(cfg.region), compute.alb_dns_name)]))
         pulumi.export("hostnames", site.hostnames)
+    clients = [compute.instance_security_group_id]
+    if eks is not None:  # pods use the node's interfaces, which carry the cluster's group
+        clients.append(eks.cluster_security_group_id)
+    return AppTier(clients, eks)
 
 
 def workloads(cfg: StackConfig, name: str, eks) -> None:
@@ -127,10 +151,76 @@ def workloads(cfg: StackConfig, name: str, eks) -> None:
     assert cfg.kubernetes is not None and cfg.network is not None
     apps = Workloads(name, WorkloadsArgs.from_config(
         cfg.kubernetes, vpc_cidr=cfg.network.cidr,
-        data_cidrs=plan_subnets(cfg.network.cidr, cfg.network.az_count)["data"]),
+        data_cidrs=plan_subnets(cfg.network.cidr, cfg.network.az_count)["data"],
+        # PgBouncer runs in the cluster with the app (data_tier): allow egress to it.
+        pgbouncer_namespace=PGBOUNCER_NAMESPACE),
         pulumi.ResourceOptions(providers={"kubernetes": eks.provider}))
     pulumi.export("appNamespace", apps.namespace)
     pulumi.export("appNodePorts", apps.node_ports)
+
+
+def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOptions) -> None:
+    """The primary's RDS PostgreSQL, Redis, PgBouncer and (on Kubernetes) the partition job."""
+    from components.cache import Cache, CacheArgs
+    from components.database import Database, DatabaseArgs
+    from components.pgbouncer import PgBouncer, PgBouncerArgs
+
+    assert cfg.database and cfg.cache and cfg.pgbouncer and cfg.compute
+    name = f"sofacover-{cfg.stack}"
+    prod = cfg.environment == "prod"
+    secrets = pulumi.Config()
+    db = Database(name, DatabaseArgs.from_config(
+        cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
+        protect=prod, backup_replication_region=cfg.database.backup_replication_region,
+        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
+    cache = Cache(name, CacheArgs.from_config(
+        cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
+        auth_token=secrets.require_secret("redisAuthToken"), protect=prod,
+        availability_zones=network.availability_zones,
+        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
+    passwords = {"sofacover_app": secrets.require_secret("dbAppPassword"),
+                 "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
+                 "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
+    on_k8s = app.eks is not None
+    k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": app.eks.provider}) \
+        if on_k8s else None
+    # Without Kubernetes every instance runs PgBouncer: the server budget is divided by the
+    # group's maximum size, so a full scale-out still fits max_connections.
+    pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
+        cfg.pgbouncer, cfg.database, database_host=db.address, passwords=passwords,
+        kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
+        namespace=PGBOUNCER_NAMESPACE), k8s_opts)
+    if on_k8s:
+        from components.partitions import PartitionJob, PartitionJobArgs
+
+        PartitionJob(f"{name}-partitions", PartitionJobArgs(
+            database_host=db.address, password=passwords["sofacover_app"],
+            namespace=PGBOUNCER_NAMESPACE), k8s_opts)
+    pulumi.export("dbArn", db.arn)
+    pulumi.export("dbIdentifier", db.identifier)
+    pulumi.export("dbAddress", db.address)
+    pulumi.export("dbPort", db.port)
+    pulumi.export("dbMasterUserSecretArn", db.master_user_secret_arn)
+    pulumi.export("cacheEndpoint", cache.endpoint_address)
+    pulumi.export("cacheReaderEndpoint", cache.reader_endpoint_address)
+    pulumi.export("pgbouncerHost", pgbouncer.host)
+
+
+def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
+            opts: pulumi.ResourceOptions) -> None:
+    """This region's cross-region read replica of the primary (or, promoted, a primary)."""
+    from components.database import Database, DatabaseArgs
+
+    assert cfg.database is not None and cfg.network is not None
+    db = Database(f"sofacover-{cfg.stack}", DatabaseArgs.from_config(
+        cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
+        protect=True, promote=cfg.promote,
+        replicate_source_db=None if cfg.promote else primary.require_output("dbArn"),
+        allowed_cidrs=[cfg.network.cidr], tags=cfg.tags), opts)
+    pulumi.export("dbArn", db.arn)
+    pulumi.export("dbIdentifier", db.identifier)
+    pulumi.export("dbAddress", db.address)
+    pulumi.export("dbMasterUserSecretArn", db.master_user_secret_arn)
 
 
 def edge(cfg: StackConfig) -> None:

@@ -20,17 +20,19 @@ from config.presets import defaults_for, merge
 
 NAMESPACE = "sofacover"
 # Keys read straight from the stack file (the rest of StackConfig is derived).
-SCALAR_KEYS = ("environment", "role", "phase")
+SCALAR_KEYS = ("environment", "role", "phase", "promote")
 OBJECT_KEYS = ("primary", "tags", "regions", "network", "compute", "kubernetes", "database",
                "cache", "pgbouncer", "edge")
 # Secrets each role needs; they are checked for presence and secrecy, never read here.
+_DATA_SECRETS = ("sofacover:redisAuthToken", "sofacover:dbAppPassword",
+                 "sofacover:pgbouncerAdminPassword", "sofacover:pgbouncerStatsPassword")
 REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
-    "all-in-one": ("sofacover:redisAuthToken",),
-    "primary": ("sofacover:redisAuthToken",),
+    "all-in-one": _DATA_SECRETS,
+    "primary": _DATA_SECRETS,
     "secondary": (),
     "edge": ("cloudflare:apiToken",),
 }
-SECRET_KEYS = ("redisAuthToken",)
+SECRET_KEYS = tuple(k.split(":", 1)[1] for k in _DATA_SECRETS)
 VALID_KEYS = SCALAR_KEYS + OBJECT_KEYS + SECRET_KEYS
 
 

@@ -233,6 +233,8 @@ class DatabaseConfig(Model):
     multi_az: bool
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     max_connections: PositiveInt
+    backup_replication_region: Region | None = None
+    """Automated backups are also replicated to this region (not the primary's own)."""
 
     @field_validator("instance_class")
     @classmethod
@@ -329,6 +331,8 @@ class StackConfig(Model):
     phase: Annotated[int, Field(ge=1, le=3)]
     region: Region | None = None
     primary: PrimaryRef | None = None
+    promote: bool = False
+    """Secondary only: promote this region's read replica to a standalone primary (DR)."""
     tags: dict[str, str] = {}
     regions: RegionsConfig
     network: NetworkConfig | None = None
@@ -391,6 +395,9 @@ def _check_topology(cfg: StackConfig) -> None:
     elif cfg.primary is not None:
         raise rule("primary", f"is set but role is {cfg.role!r}; only a secondary stack has a "
                    "primary")
+    if cfg.promote and not (cfg.role == "secondary" and cfg.hosts_replica):
+        raise rule("promote", "is true but this stack holds no read replica to promote; only "
+                   "a secondary listed in regions.readReplicas can be promoted")
     if cfg.role == "edge" and cfg.edge is None:
         raise rule("edge", "is required for an edge stack: {zoneName, accountId, origins}")
     if cfg.edge is not None:
@@ -403,6 +410,12 @@ def _check_topology(cfg: StackConfig) -> None:
             raise rule("edge.origins", f"is set but role is {cfg.role!r}; a stack with its "
                        "own edge fronts its own ALB")
     home = cfg.primary.region if cfg.primary else cfg.region
+    db = cfg.database
+    # Only the primary replicates its backups; replicas ignore the setting.
+    if cfg.role in ("all-in-one", "primary") and db is not None and \
+            db.backup_replication_region == cfg.region:
+        raise rule("database.backupReplicationRegion", f"is {db.backup_replication_region}, "
+                   "the primary's own region; backups must be replicated to another region")
     if cfg.role in ("all-in-one", "primary"):
         for concern in APP_CONCERNS:
             if getattr(cfg, concern) is None:

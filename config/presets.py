@@ -121,6 +121,8 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     },
     "prod": {
         "network": {"natGateways": "perAz", "flowLogs": {"retentionDays": 365}},
+        # The seed's "backups daily, 30 days", plus a copy in a replica region.
+        "database": {"backupReplicationRegion": seed.READ_REPLICA_REGIONS[0]},
         # The edge fronts prod: the ALB admits only Cloudflare's ranges.
         "compute": {"originAccess": "cloudflare", "accessLogDays": 365},
     },
@@ -132,7 +134,8 @@ CONCERNS_BY_ROLE: dict[str, tuple[str, ...]] = {
                    "pgbouncer"),
     "primary": ("regions", "network", "compute", "kubernetes", "database", "cache",
                 "pgbouncer"),
-    "secondary": ("regions", "network", "compute", "kubernetes"),
+    # A secondary's replica takes the primary's database settings (class, storage, engine).
+    "secondary": ("regions", "network", "compute", "kubernetes", "database"),
     "edge": ("regions",),
 }
 

@@ -19,6 +19,7 @@ from components.compute import (
 )
 from config import parse_stack_config, seed
 from config.cloudflare import IPV4_RANGES
+from config.loader import REQUIRED_SECRETS
 from tests.conftest import of_type
 
 ASG = "aws:autoscaling/group:Group"
@@ -27,10 +28,11 @@ POLICY = "aws:autoscaling/policy:Policy"
 
 
 def prod_config(**compute):
+    secrets = set(REQUIRED_SECRETS["primary"])
     values = {"aws:region": seed.PRIMARY_REGION, "sofacover:environment": "prod",
               "sofacover:role": "primary", "sofacover:phase": "1",
-              "sofacover:redisAuthToken": "x", "sofacover:compute": json.dumps(compute)}
-    return parse_stack_config("prod", values, {"sofacover:redisAuthToken"})
+              "sofacover:compute": json.dumps(compute), **{k: "[secret]" for k in secrets}}
+    return parse_stack_config("prod", values, secrets)
 
 
 def args(**changes) -> ComputeArgs:

@@ -11,6 +11,8 @@ from config.models import SUPERUSER_RESERVED_CONNECTIONS
 from config.regions import AZ_COUNT
 
 SECRET = "sofacover:redisAuthToken"
+DATA_SECRETS = (SECRET, "sofacover:dbAppPassword", "sofacover:pgbouncerAdminPassword",
+                "sofacover:pgbouncerStatsPassword")
 
 
 def values(**overrides: object) -> dict[str, str]:
@@ -20,7 +22,7 @@ def values(**overrides: object) -> dict[str, str]:
         "sofacover:environment": "prod",
         "sofacover:role": "primary",
         "sofacover:phase": "1",
-        SECRET: "[secret]",
+        **{key: "[secret]" for key in DATA_SECRETS},
     }
     for key, value in overrides.items():
         full = key.replace("__", ":").replace("_", "")
@@ -30,7 +32,7 @@ def values(**overrides: object) -> dict[str, str]:
 
 
 def parse(vals: dict[str, str], stack: str = "prod", secrets: set[str] | None = None):
-    return parse_stack_config(stack, vals, {SECRET, "cloudflare:apiToken"}
+    return parse_stack_config(stack, vals, {*DATA_SECRETS, "cloudflare:apiToken"}
                               if secrets is None else secrets)
 
 
@@ -40,9 +42,14 @@ def problems(vals: dict[str, str], **kw) -> list[str]:
     return exc.value.problems
 
 
-def secondary(region: str = "us-west-2", primary_region: str = seed.PRIMARY_REGION):
-    return values(aws__region=region, sofacover__role="secondary", sofacover__redisAuthToken=None,
-                  sofacover__primary={"stack": "prod", "region": primary_region})
+def without_data_secrets(vals: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in vals.items() if k not in DATA_SECRETS}
+
+
+def secondary(region: str = "us-west-2", primary_region: str = seed.PRIMARY_REGION, **kw):
+    return without_data_secrets(values(
+        aws__region=region, sofacover__role="secondary",
+        sofacover__primary={"stack": "prod", "region": primary_region}, **kw))
 
 
 # --- committed stack files -----------------------------------------------------------------
@@ -105,9 +112,10 @@ def test_stack_file_overrides_key_by_key_and_keeps_the_rest():
     assert cfg.compute.min_size == seed.ASG_MIN
 
 
-def test_secondary_carries_only_regional_concerns():
+def test_secondary_carries_only_regional_concerns_and_the_replicas_settings():
     cfg = parse(secondary())
-    assert cfg.database is None and cfg.cache is None
+    assert cfg.cache is None and cfg.pgbouncer is None
+    assert cfg.database == parse(values()).database  # the replica matches the primary
     assert cfg.network.cidr != parse(values()).network.cidr
 
 
@@ -200,14 +208,15 @@ def test_missing_required_secret_is_refused_with_the_command_to_set_it():
 
 
 def test_secret_in_plain_text_is_refused():
-    (msg,) = problems(values(), secrets=set())
-    assert f"{SECRET} is stored in plain text" in msg
+    msgs = problems(values(), secrets=set(DATA_SECRETS) - {SECRET})
+    assert msgs == [f"Pulumi.prod.yaml: {SECRET} is stored in plain text; it must be a secret: "
+                    f"`pulumi config set --secret {SECRET} <value>`"]
 
 
 def test_edge_needs_the_cloudflare_token():
     edge = {"zoneName": "example.com", "accountId": "0" * 32, "origins": {"us-east-1": "prod"}}
-    vals = values(aws__region=None, sofacover__role="edge", sofacover__redisAuthToken=None,
-                  sofacover__edge=edge)
+    vals = without_data_secrets(values(aws__region=None, sofacover__role="edge",
+                                       sofacover__edge=edge))
     (msg,) = problems(vals, secrets=set())
     assert "cloudflare:apiToken is required for the edge role and missing" in msg
     vals["cloudflare:apiToken"] = "[secret]"
@@ -311,3 +320,20 @@ def test_service_node_port_outside_the_node_port_range_is_refused():
     (msg,) = problems(values(sofacover__kubernetes=_services(
         {"name": "one", "path": "/one*", "nodePort": 8080})))
     assert "sofacover:kubernetes.services[0].nodePort is 8080" in msg and "30000" in msg
+
+
+def test_a_replica_region_may_be_promoted_others_may_not():
+    region = seed.READ_REPLICA_REGIONS[0]
+    assert parse(secondary(region=region, sofacover__promote="true")).promote is True
+    (msg,) = problems(secondary(region="ap-southeast-1", sofacover__promote="true"))
+    assert "sofacover:promote is true but this stack holds no read replica" in msg
+    (msg,) = problems(values(sofacover__promote="true"))
+    assert "sofacover:promote" in msg
+
+
+def test_backups_are_replicated_to_another_region_in_prod():
+    cfg = parse(values())
+    assert cfg.database.backup_replication_region in seed.READ_REPLICA_REGIONS
+    (msg,) = problems(values(sofacover__database={
+        "backupReplicationRegion": seed.PRIMARY_REGION}))
+    assert "sofacover:database.backupReplicationRegion is us-east-1, the primary's own" in msg

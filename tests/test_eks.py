@@ -85,7 +85,8 @@ def test_phase1_prod_has_no_cluster(prod):
 def test_phase2_prod_runs_every_service_on_the_clusters_own_provider(k8s_plan, project):
     cfg = project.stack_config("prod", phase=2)
     provider = next(r for r in k8s_plan.resources if r.type == "pulumi:providers:kubernetes")
-    deployments = of_type(k8s_plan.resources, "kubernetes:apps/v1:Deployment")
+    deployments = [d for d in of_type(k8s_plan.resources, "kubernetes:apps/v1:Deployment")
+                   if d.inputs["metadata"]["namespace"] == cfg.kubernetes.namespace]
     assert {d.inputs["metadata"]["name"] for d in deployments} == {
         s.name for s in cfg.kubernetes.services}
     assert all(d.provider.startswith(provider.urn) for d in deployments)
