@@ -7,7 +7,7 @@ PYTHON ?= python3
 
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: plan test lint bench
+.PHONY: plan test lint bench tools
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,13 @@ plan: $(STAMP)
 	@$(VENV)/bin/sofacover plan $(ARGS)
 
 ## make test: lint, then the whole test suite, then the Worker's tests (Node's runner)
-test: $(STAMP) $(CHECKOV) lint
+test: $(STAMP) $(CHECKOV) tools lint
 	$(VENV)/bin/pytest
-	@command -v node >/dev/null || { echo "node is missing: apt-get install -y nodejs"; exit 1; }
 	cd workers && node --test
+
+## make tools: the Debian packages the tests drive (installed as root, else the command)
+tools:
+	@scripts/ensure-tools
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
