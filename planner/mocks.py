@@ -134,10 +134,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             rname = inputs.get("name") or f"{name}-{h[:7]}"
             state["name"] = rname
             rid = f"{inputs.get('role')}:{rname}"
-        elif token in _DATA_TIER:
-            rid = _DATA_TIER[token](name, h, region, inputs, state)
-        elif token in _COMPUTE:
-            rid = _COMPUTE[token](name, h, region, inputs, state)
+        elif token in _OUTPUTS:
+            rid = _OUTPUTS[token](name, h, region, inputs, state)
         elif token.startswith("cloudflare:"):
             rid = inputs.get("scriptName") or h[:32]  # Cloudflare ids: 32 hex characters
         else:
@@ -256,16 +254,6 @@ def _replication_group(name: str, h: str, region: str, inputs: Mapping[str, Any]
         state.update(primaryEndpointAddress=f"master.{gid}.{suffix}",
                      readerEndpointAddress=f"replica.{gid}.{suffix}")
     return gid
-
-
-_DATA_TIER: dict[str, Callable[[str, str, str, Mapping[str, Any], dict[str, Any]], str]] = {
-    "aws:rds/instance:Instance": _rds_instance,
-    "aws:kms/key:Key": _kms_key,
-    "aws:kms/alias:Alias": _kms_alias,
-    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
-        _backup_replication,
-    "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
-}
 
 
 def _zone_id(az: str) -> str:
@@ -414,7 +402,16 @@ def _eks_cluster(name: str, h: str, region: str, inputs: Mapping[str, Any],
     return cluster
 
 
-_COMPUTE: dict[str, Callable[[str, str, str, Mapping[str, Any], dict[str, Any]], str]] = {
+# Resource types whose outputs need more than an id: (name, hash, region, inputs, state)
+# -> id, filling `state` with what the provider would return.
+OutputBuilder = Callable[[str, str, str, Mapping[str, Any], dict[str, Any]], str]
+_OUTPUTS: dict[str, OutputBuilder] = {
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": _kms_alias,
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
+        _backup_replication,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
