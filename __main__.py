@@ -25,6 +25,12 @@ def qualified(stack: str) -> str:
     return f"{pulumi.get_organization() or 'organization'}/{pulumi.get_project()}/{stack}"
 
 
+def export(**outputs: Any) -> None:
+    """Stack outputs, by name: what operators and later stacks read."""
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+
+
 def _same_region(actual: str, declared: str, stack: str) -> str:
     if actual != declared:
         raise pulumi.RunError(
@@ -78,16 +84,15 @@ def regional(cfg: StackConfig) -> None:
     # A region that only holds a read replica needs no NAT: replication is RDS's own traffic.
     network = Network(f"sofacover-{cfg.stack}",
                       NetworkArgs.from_config(cfg.network, egress=cfg.hosts_app), opts)
-    pulumi.export("vpcId", network.vpc_id)
-    pulumi.export("vpcCidr", network.vpc_cidr)
-    pulumi.export("availabilityZones", network.availability_zones)
-    pulumi.export("publicSubnetIds", network.public_subnet_ids)
-    pulumi.export("privateSubnetIds", network.private_subnet_ids)
-    pulumi.export("dataSubnetIds", network.data_subnet_ids)
-    pulumi.export("privateRouteTableIds", network.private_route_table_ids)
-    pulumi.export("dbSubnetGroupName", network.db_subnet_group_name)
-    pulumi.export("cacheSubnetGroupName", network.cache_subnet_group_name)
-    pulumi.export("natPublicIps", network.nat_public_ips)
+    export(vpcId=network.vpc_id, vpcCidr=network.vpc_cidr,
+           availabilityZones=network.availability_zones,
+           publicSubnetIds=network.public_subnet_ids,
+           privateSubnetIds=network.private_subnet_ids,
+           dataSubnetIds=network.data_subnet_ids,
+           privateRouteTableIds=network.private_route_table_ids,
+           dbSubnetGroupName=network.db_subnet_group_name,
+           cacheSubnetGroupName=network.cache_subnet_group_name,
+           natPublicIps=network.nat_public_ips)
 
     app = web_tier(cfg, network, opts) if cfg.hosts_app else None
     if cfg.role in ("all-in-one", "primary"):
@@ -122,15 +127,12 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
             instance_role_name=eks.node_role_name,
             extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
         workloads(cfg, name, eks)
-        pulumi.export("clusterName", eks.cluster_name)
-        pulumi.export("kubeconfig", eks.kubeconfig)
+        export(clusterName=eks.cluster_name, kubeconfig=eks.kubeconfig)
     else:
         compute = Compute(name, ComputeArgs.from_config(cfg.compute, **placement), opts)
-    pulumi.export("albDnsName", compute.alb_dns_name)
-    pulumi.export("albZoneId", compute.alb_zone_id)
-    pulumi.export("albArnSuffix", compute.alb_arn_suffix)
-    pulumi.export("asgName", compute.asg_name)
-    pulumi.export("certificateValidationRecords", compute.certificate_validation_records)
+    export(albDnsName=compute.alb_dns_name, albZoneId=compute.alb_zone_id,
+           albArnSuffix=compute.alb_arn_suffix, asgName=compute.asg_name,
+           certificateValidationRecords=compute.certificate_validation_records)
     if cfg.edge is not None:  # a stack with its own edge (e.g. a dev zone)
         from components.edge import Edge, EdgeArgs, Origin
 
@@ -155,8 +157,7 @@ def workloads(cfg: StackConfig, name: str, eks) -> None:
         # PgBouncer runs in the cluster with the app (data_tier): allow egress to it.
         pgbouncer_namespace=PGBOUNCER_NAMESPACE),
         pulumi.ResourceOptions(providers={"kubernetes": eks.provider}))
-    pulumi.export("appNamespace", apps.namespace)
-    pulumi.export("appNodePorts", apps.node_ports)
+    export(appNamespace=apps.namespace, appNodePorts=apps.node_ports)
 
 
 def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOptions) -> None:
@@ -196,14 +197,10 @@ def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOpti
         PartitionJob(f"{name}-partitions", PartitionJobArgs(
             database_host=db.address, password=passwords["sofacover_app"],
             namespace=PGBOUNCER_NAMESPACE), k8s_opts)
-    pulumi.export("dbArn", db.arn)
-    pulumi.export("dbIdentifier", db.identifier)
-    pulumi.export("dbAddress", db.address)
-    pulumi.export("dbPort", db.port)
-    pulumi.export("dbMasterUserSecretArn", db.master_user_secret_arn)
-    pulumi.export("cacheEndpoint", cache.endpoint_address)
-    pulumi.export("cacheReaderEndpoint", cache.reader_endpoint_address)
-    pulumi.export("pgbouncerHost", pgbouncer.host)
+    export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address, dbPort=db.port,
+           dbMasterUserSecretArn=db.master_user_secret_arn,
+           cacheEndpoint=cache.endpoint_address,
+           cacheReaderEndpoint=cache.reader_endpoint_address, pgbouncerHost=pgbouncer.host)
 
 
 def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
@@ -217,10 +214,8 @@ def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
         protect=True, promote=cfg.promote,
         replicate_source_db=None if cfg.promote else primary.require_output("dbArn"),
         allowed_cidrs=[cfg.network.cidr], tags=cfg.tags), opts)
-    pulumi.export("dbArn", db.arn)
-    pulumi.export("dbIdentifier", db.identifier)
-    pulumi.export("dbAddress", db.address)
-    pulumi.export("dbMasterUserSecretArn", db.master_user_secret_arn)
+    export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address,
+           dbMasterUserSecretArn=db.master_user_secret_arn)
 
 
 def edge(cfg: StackConfig) -> None:
@@ -235,17 +230,12 @@ def edge(cfg: StackConfig) -> None:
         ref = pulumi.StackReference(f"{stack}-ref", stack_name=qualified(stack))
         origins.append(Origin(region, ref.require_output("albDnsName")))
     site = Edge(f"sofacover-{cfg.stack}", EdgeArgs.from_config(cfg.edge, origins))
-    pulumi.export("zoneName", cfg.edge.zone_name)
-    pulumi.export("hostnames", site.hostnames)
-    pulumi.export("originRegions", [o.region for o in origins])
-    pulumi.export("loadBalancerPools", site.load_balancer_pools)
+    export(zoneName=cfg.edge.zone_name, hostnames=site.hostnames,
+           originRegions=[o.region for o in origins], loadBalancerPools=site.load_balancer_pools)
 
 
 cfg = load_stack_config()
-pulumi.export("stack", cfg.stack)
-pulumi.export("environment", cfg.environment)
-pulumi.export("role", cfg.role)
-pulumi.export("phase", cfg.phase)
+export(stack=cfg.stack, environment=cfg.environment, role=cfg.role, phase=cfg.phase)
 if cfg.role == "edge":
     edge(cfg)
 else:

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 INSTALL = "apt-get install -y postgresql pgbouncer"
 SUPERUSER, SUPERUSER_PASSWORD = "postgres", "postgres-local-test"
@@ -109,7 +110,27 @@ def raise_open_files(limit: int) -> None:
                                                 resource.RLIM_INFINITY else limit, hard))
 
 
-class Postgres:
+class _Started:
+    """`with X(...) as x:` starts the engine and always stops it, even if start fails."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Postgres(_Started):
     """A throw-away PostgreSQL cluster on 127.0.0.1:<free port>."""
 
     def __init__(self, tools: Tools, *, max_connections: int = 100,
@@ -164,16 +185,6 @@ class Postgres:
                                      "-m", "immediate", "-w", "stop"]), capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Postgres:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def dsn(self, user: str = SUPERUSER, password: str = SUPERUSER_PASSWORD,
             dbname: str = "postgres") -> str:
         return (f"host=127.0.0.1 port={self.port} user={user} password={password} "
@@ -194,7 +205,7 @@ class Postgres:
         return path.read_text() if path.exists() else ""
 
 
-class PgBouncer:
+class PgBouncer(_Started):
     """PgBouncer running a given pgbouncer.ini and userlist, in the foreground."""
 
     def __init__(self, tools: Tools, ini: str, userlist: str, workdir: Path, port: int,
@@ -235,16 +246,6 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-    def __enter__(self) -> PgBouncer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def log(self) -> str:
         return "\n".join(p.read_text() for p in (self.dir / "stderr.log",
