@@ -43,6 +43,11 @@ def _same_region(actual: str, declared: str, stack: str) -> str:
 PGBOUNCER_NAMESPACE = "data"  # PgBouncer and the partition job, apart from the app
 
 
+def sidecar_path(cfg: StackConfig) -> str:
+    """SSM path of the instances' PgBouncer sidecar config (ec2 platform)."""
+    return f"/{pulumi.get_project()}/{cfg.stack}/pgbouncer"
+
+
 @dataclass
 class AppTier:
     """What the data tier needs from the web tier."""
@@ -129,7 +134,9 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
         workloads(cfg, name, eks)
         export(clusterName=eks.cluster_name, kubeconfig=eks.kubeconfig)
     else:
-        compute = Compute(name, ComputeArgs.from_config(cfg.compute, **placement), opts)
+        # The instances run PgBouncer as a sidecar; data_tier publishes its config there.
+        compute = Compute(name, ComputeArgs.from_config(
+            cfg.compute, **placement, sidecar_parameter_path=sidecar_path(cfg)), opts)
     export(albDnsName=compute.alb_dns_name, albZoneId=compute.alb_zone_id,
            albArnSuffix=compute.alb_arn_suffix, asgName=compute.asg_name,
            certificateValidationRecords=compute.certificate_validation_records)
@@ -190,7 +197,8 @@ def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOpti
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
         cfg.pgbouncer, cfg.database, database_host=db.address, passwords=passwords,
         kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
-        namespace=PGBOUNCER_NAMESPACE), k8s_opts)
+        namespace=PGBOUNCER_NAMESPACE, parameter_path=sidecar_path(cfg)),
+        k8s_opts if on_k8s else opts)
     if on_k8s:
         from components.partitions import PartitionJob, PartitionJobArgs
 

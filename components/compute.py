@@ -9,6 +9,7 @@ own listener rule by path: no AWS Load Balancer Controller is needed.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
+from components.pgbouncer import PORT as PGBOUNCER_PORT
 from config.cloudflare import IPV4_RANGES
 from config.models import ComputeConfig, ServiceConfig
 
@@ -80,6 +83,9 @@ class ComputeArgs:
     """Overrides the rendered app user data (the EKS node bootstrap on kubernetes)."""
     ami_parameter: pulumi.Input[str] = AL2023_AMI_PARAMETER
     """SSM parameter holding the AMI id (the EKS-optimised one on kubernetes)."""
+    sidecar_parameter_path: str | None = None
+    """ec2 platform: SSM path holding the PgBouncer sidecar's config (pgbouncer.ini and
+    userlist.txt, published by the PgBouncer component); None runs no sidecar."""
     instance_role_name: pulumi.Input[str] | None = None
     """An existing role for the instances (the EKS node role); else one is created."""
     extra_security_group_ids: Sequence[pulumi.Input[str]] = ()
@@ -134,19 +140,51 @@ class ComputeArgs:
                              "bootstrap from the Eks component)")
 
 
-def render_app_user_data(image: str, port: int) -> str:
-    """cloud-init for the ec2 platform: Docker, then the app container, read-only."""
-    return "\n".join([
-        "#!/bin/bash",
-        "set -euo pipefail",
-        "dnf install -y docker",
-        "systemctl enable --now docker",
+def render_app_user_data(image: str, port: int, region: str = "",
+                         sidecar_path: str | None = None) -> str:
+    """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar (when its config is
+    published in SSM), then the app container, read-only, pointed at the sidecar."""
+    lines = ["#!/bin/bash", "set -euo pipefail", "dnf install -y docker",
+             "systemctl enable --now docker"]
+    env = f"-e PORT={port}"
+    if sidecar_path:
+        get = f"aws ssm get-parameter --region {region} --query Parameter.Value --output text"
+        lines += [
+            f"mkdir -p {RDS_CA_DIR} /etc/pgbouncer/auth",
+            f"curl -fsS --retry 5 -o {RDS_CA_FILE} {RDS_CA_URL}",
+            # The data tier publishes the config after the instances may already boot.
+            f"until {get} --name {sidecar_path}/pgbouncer.ini > /etc/pgbouncer/pgbouncer.ini;"
+            " do sleep 10; done",
+            f"until {get} --with-decryption --name {sidecar_path}/userlist.txt"
+            " > /etc/pgbouncer/auth/userlist.txt; do sleep 10; done",
+            # PgBouncer refuses to run as root: it runs as nobody, who alone reads the files.
+            "chown -R 65534:65534 /etc/pgbouncer && chmod 0400 /etc/pgbouncer/auth/userlist.txt",
+            f"docker run -d --name pgbouncer --restart always --network host --read-only "
+            f"--user 65534:65534 -v /etc/pgbouncer:/etc/pgbouncer:ro {PGBOUNCER_IMAGE} "
+            "pgbouncer /etc/pgbouncer/pgbouncer.ini",
+        ]
+        env += f" -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT={PGBOUNCER_PORT}"
+    lines += [
         f"docker pull {image}",
         f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
-        f"--cap-drop ALL --security-opt no-new-privileges -e PORT={port} "
-        f"-p {port}:{port} {image}",
+        f"--cap-drop ALL --security-opt no-new-privileges {env} "
+        f"--network host {image}" if sidecar_path else
+        f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
+        f"--cap-drop ALL --security-opt no-new-privileges {env} -p {port}:{port} {image}",
         "",
-    ])
+    ]
+    return "\n".join(lines)
+
+
+def _app_user_data(region: str, image: str, port: int, sidecar_path: str | None) -> str:
+    return render_app_user_data(image, port, region, sidecar_path)
+
+
+def _sidecar_policy(args: list[str], path: str) -> str:
+    region, account = args
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["ssm:GetParameter"],
+        "Resource": f"arn:aws:ssm:{region}:{account}:parameter{path}/*"}]})
 
 
 def _b64(text: str) -> str:
@@ -210,6 +248,7 @@ class Compute(pulumi.ComponentResource):
         tags = {**args.tags}
 
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
         elb_account = aws.elb.get_service_account_output(opts=invoke).arn
 
         # --- access logs: SSE-S3 (ALB log delivery supports no KMS), expiring --------------
@@ -335,6 +374,11 @@ class Compute(pulumi.ComponentResource):
                                 tags=tags, opts=child)
             aws.iam.RolePolicyAttachment(f"{name}-instance-ssm", role=role.name,
                                          policy_arn=SSM_POLICY, opts=child)
+            if args.sidecar_parameter_path:
+                aws.iam.RolePolicy(
+                    f"{name}-instance-sidecar-config", role=role.name,
+                    policy=pulumi.Output.all(region, account_id).apply(functools.partial(
+                        _sidecar_policy, path=args.sidecar_parameter_path)), opts=child)
             role_name: pulumi.Input[str] = role.name
         else:
             role_name = args.instance_role_name
@@ -342,7 +386,9 @@ class Compute(pulumi.ComponentResource):
                                           tags=tags, opts=child)
         ami = aws.ssm.get_parameter_output(name=args.ami_parameter, opts=invoke).value
         user_data = (args.user_data if args.user_data is not None
-                     else render_app_user_data(args.app_image, args.app_port))
+                     else region.apply(functools.partial(
+                         _app_user_data, image=args.app_image, port=args.app_port,
+                         sidecar_path=args.sidecar_parameter_path)))
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt", image_id=ami, instance_type=args.instance_type,
             iam_instance_profile={"arn": profile.arn},

@@ -213,8 +213,11 @@ class PgBouncerArgs:
     admin_user: str = "pgbouncer_admin"
     stats_user: str = "pgbouncer_stats"
     kubernetes: bool = True
-    """Deploy on Kubernetes (the provider comes through opts); False: only render the
-    config for the instances' user data (the `ini` and `userlist` outputs)."""
+    """Deploy on Kubernetes (the provider comes through opts); False: publish the config
+    for the instances' PgBouncer sidecar (see `parameter_path`)."""
+    parameter_path: str | None = None
+    """Without Kubernetes: SSM path the config is published under (`<path>/pgbouncer.ini`,
+    and `<path>/userlist.txt` as a SecureString); the instances' user data reads it."""
     namespace: str = "data"
     image: str = PGBOUNCER_IMAGE
     exporter_image: str = EXPORTER_IMAGE
@@ -226,7 +229,8 @@ class PgBouncerArgs:
                     passwords: Mapping[str, pulumi.Output[str]], kubernetes: bool,
                     replica_host: pulumi.Input[str] | None = None,
                     instances: int | None = None,
-                    namespace: str = "data") -> PgBouncerArgs:
+                    namespace: str = "data",
+                    parameter_path: str | None = None) -> PgBouncerArgs:
         """`instances`: without Kubernetes, how many hosts run PgBouncer at most (the Auto
         Scaling group's maxSize): the budget is divided by that, not by cfg.replicas."""
         return cls(database_host=database_host, database_max_connections=db.max_connections,
@@ -234,7 +238,8 @@ class PgBouncerArgs:
                    replicas=instances or cfg.replicas,
                    max_client_connections=cfg.max_client_connections,
                    pool_mode=cfg.pool_mode, replica_host=replica_host,
-                   kubernetes=kubernetes, namespace=namespace)
+                   kubernetes=kubernetes, namespace=namespace,
+                   parameter_path=None if kubernetes else parameter_path)
 
     def ini(self) -> PgBouncerIni:
         """The render inputs, with a placeholder host until the Outputs resolve."""
@@ -302,7 +307,8 @@ class PgBouncer(pulumi.ComponentResource):
     """The auth_file (secret)."""
     pool_size_per_instance: pulumi.Output[int]
     host: pulumi.Output[str | None]
-    """The Service's cluster DNS name on Kubernetes; None without Kubernetes."""
+    """The Service's cluster DNS name on Kubernetes; 127.0.0.1 (the sidecar) when published
+    for instances; None when only rendered."""
     port: pulumi.Output[int]
 
     def __init__(self, name: str, args: PgBouncerArgs,
@@ -319,6 +325,19 @@ class PgBouncer(pulumi.ComponentResource):
         host: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if args.kubernetes:
             host = self._kubernetes(name, args, ini, userlist)
+        elif args.parameter_path is not None:
+            # Every instance's sidecar reads these at boot (components/compute.py), so a new
+            # database address or password reaches new instances without a new template.
+            import pulumi_aws as aws
+
+            child = pulumi.ResourceOptions(parent=self)
+            aws.ssm.Parameter(f"{name}-ini", name=f"{args.parameter_path}/pgbouncer.ini",
+                              type="String", value=ini, tier="Standard",
+                              description="pgbouncer.ini of the instances' sidecar", opts=child)
+            aws.ssm.Parameter(f"{name}-userlist", name=f"{args.parameter_path}/userlist.txt",
+                              type="SecureString", value=userlist, tier="Standard",
+                              description="PgBouncer auth_file (secret)", opts=child)
+            host = pulumi.Output.from_input("127.0.0.1")
 
         self.ini = ini
         self.userlist = userlist

@@ -273,3 +273,39 @@ def test_children_are_parented_and_outputs_registered(build):
     (component,) = of_type(run.resources, "sofacover:compute:Compute")
     assert all(r.parent == component.urn for r in run.resources if r is not component)
     assert run.outputs["dns"].endswith(".elb.amazonaws.com")
+
+
+def test_without_a_sidecar_path_the_app_is_published_on_its_port_alone(build):
+    (lt,) = of_type(build(compute()).resources, "aws:ec2/launchTemplate:LaunchTemplate")
+    script = base64.b64decode(lt.inputs["userData"]).decode()
+    assert "pgbouncer" not in script and f"-p {args().app_port}:{args().app_port}" in script
+
+
+def test_the_pgbouncer_sidecar_reads_its_config_from_ssm_with_a_narrow_policy(build):
+    path = "/sofacover/prod/pgbouncer"
+    res = build(compute(sidecar_parameter_path=path)).resources
+    (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    script = base64.b64decode(lt.inputs["userData"]).decode()
+    assert f"--name {path}/pgbouncer.ini" in script
+    assert f"--with-decryption --name {path}/userlist.txt" in script
+    assert "--user 65534:65534" in script  # PgBouncer refuses to run as root
+    assert script.index("pgbouncer.ini >") < script.index("--name app")
+    assert "-e DATABASE_HOST=127.0.0.1" in script
+    (policy,) = [r for r in of_type(res, "aws:iam/rolePolicy:RolePolicy")
+                 if r.name == "web-instance-sidecar-config"]
+    statement = json.loads(policy.inputs["policy"])["Statement"][0]
+    assert statement["Action"] == ["ssm:GetParameter"]
+    assert statement["Resource"].endswith(f":parameter{path}/*")
+
+
+def test_the_prod_plan_publishes_the_sidecar_config_the_instances_read(prod):
+    res = prod["prod"].resources
+    params = {r.inputs["name"]: r for r in of_type(res, "aws:ssm/parameter:Parameter")}
+    (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    script = base64.b64decode(lt.inputs["userData"]).decode()
+    assert len(params) == 2
+    for name in params:
+        assert f"--name {name}" in script
+    assert {p.inputs["type"] for p in params.values()} == {"String", "SecureString"}
+    secure = next(p for p in params.values() if p.inputs["type"] == "SecureString")
+    assert secure.inputs["name"].endswith("/userlist.txt")
