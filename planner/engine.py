@@ -13,6 +13,7 @@ import contextvars
 import logging
 import runpy
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,6 +251,9 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
                 engine=pmocks.MockEngine(_ListLogger(messages)),
                 project=project, stack=stack, dry_run=preview,
                 organization=ORGANIZATION, callbacks=None,
+                # The SDK's defaults for these are shared by every context: a run that
+                # failed would leave its pending tasks for the next run to wait on forever.
+                outputs=set(), lock=threading.Lock(),
             ))
             set_all_config(dict(values), sorted(secret_keys))
             _sync_await(run_in_stack(wrapped))
