@@ -50,8 +50,9 @@ def sidecar_path(cfg: StackConfig) -> str:
 
 @dataclass
 class AppTier:
-    """What the data tier needs from the web tier."""
+    """What the data tier and the alarms need from the web tier."""
 
+    compute: Any
     client_security_group_ids: list[Any]
     eks: Any | None
 
@@ -100,12 +101,14 @@ def regional(cfg: StackConfig) -> None:
            natPublicIps=network.nat_public_ips)
 
     app = web_tier(cfg, network, opts) if cfg.hosts_app else None
+    db = cache = None
     if cfg.role in ("all-in-one", "primary"):
         assert app is not None
-        data_tier(cfg, network, app, opts)
+        db, cache = data_tier(cfg, network, app, opts)
     if cfg.hosts_replica:
         assert primary is not None
-        replica(cfg, network, primary, opts)
+        db = replica(cfg, network, primary, opts)
+    monitoring(cfg, app, db, cache, opts)
 
 
 def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier:
@@ -149,7 +152,7 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     clients = [compute.instance_security_group_id]
     if eks is not None:  # pods use the node's interfaces, which carry the cluster's group
         clients.append(eks.cluster_security_group_id)
-    return AppTier(clients, eks)
+    return AppTier(compute, clients, eks)
 
 
 def workloads(cfg: StackConfig, name: str, eks) -> None:
@@ -167,7 +170,8 @@ def workloads(cfg: StackConfig, name: str, eks) -> None:
     export(appNamespace=apps.namespace, appNodePorts=apps.node_ports)
 
 
-def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOptions) -> None:
+def data_tier(cfg: StackConfig, network, app: AppTier,
+              opts: pulumi.ResourceOptions) -> tuple[Any, Any]:
     """The primary's RDS PostgreSQL, Redis, PgBouncer and (on Kubernetes) the partition job."""
     from components.cache import Cache, CacheArgs
     from components.database import Database, DatabaseArgs
@@ -209,10 +213,11 @@ def data_tier(cfg: StackConfig, network, app: AppTier, opts: pulumi.ResourceOpti
            dbMasterUserSecretArn=db.master_user_secret_arn,
            cacheEndpoint=cache.endpoint_address,
            cacheReaderEndpoint=cache.reader_endpoint_address, pgbouncerHost=pgbouncer.host)
+    return db, cache
 
 
 def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
-            opts: pulumi.ResourceOptions) -> None:
+            opts: pulumi.ResourceOptions) -> Any:
     """This region's cross-region read replica of the primary (or, promoted, a primary)."""
     from components.database import Database, DatabaseArgs
 
@@ -224,6 +229,38 @@ def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
         allowed_cidrs=[cfg.network.cidr], tags=cfg.tags), opts)
     export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address,
            dbMasterUserSecretArn=db.master_user_secret_arn)
+    return db
+
+
+def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
+               opts: pulumi.ResourceOptions) -> None:
+    """Alarms, the alert topic and the dashboard for whatever this stack runs; on
+    Kubernetes also the PrometheusRule. Thresholds: config/thresholds.py."""
+    from components.monitoring import Monitoring, MonitoringArgs, arn_resource_id
+
+    resources: dict[str, Any] = {}
+    if app is not None:
+        assert cfg.kubernetes is not None
+        routes = [s.name for s in cfg.kubernetes.services] if app.eks is not None else ["app"]
+        resources.update(
+            alb_arn_suffix=app.compute.alb_arn_suffix,
+            target_group_arn_suffixes={r: app.compute.target_group_arn_suffixes[r]
+                                       for r in routes},
+            asg_name=app.compute.asg_name,
+            kubernetes_provider=app.eks.provider if app.eks is not None else None)
+    if db is not None and cfg.database is not None:
+        key = "db_replica_ids" if cfg.role == "secondary" and not cfg.promote \
+            else "db_instance_id"
+        resources[key] = (db.identifier,) if key == "db_replica_ids" else db.identifier
+        resources["db_allocated_storage_gb"] = cfg.database.allocated_storage_gb
+    if cache is not None and cfg.cache is not None:
+        resources.update(redis_replication_group_id=cache.arn.apply(arn_resource_id),
+                         redis_node_count=cfg.cache.num_nodes)
+    if cfg.pgbouncer is not None:
+        resources["pool_budget"] = cfg.pgbouncer.max_server_connections
+    alerts = Monitoring(f"sofacover-{cfg.stack}",
+                        MonitoringArgs.from_config(cfg.alerts, **resources), opts)
+    export(alertTopicArn=alerts.topic_arn, dashboardName=alerts.dashboard_name)
 
 
 def edge(cfg: StackConfig) -> None:

@@ -22,7 +22,7 @@ NAMESPACE = "sofacover"
 # Keys read straight from the stack file (the rest of StackConfig is derived).
 SCALAR_KEYS = ("environment", "role", "phase", "promote")
 OBJECT_KEYS = ("primary", "tags", "regions", "network", "compute", "kubernetes", "database",
-               "cache", "pgbouncer", "edge")
+               "cache", "pgbouncer", "edge", "alerts")
 # Secrets each role needs; they are checked for presence and secrecy, never read here.
 _DATA_SECRETS = ("sofacover:redisAuthToken", "sofacover:dbAppPassword",
                  "sofacover:pgbouncerAdminPassword", "sofacover:pgbouncerStatsPassword")

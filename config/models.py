@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from config.regions import AZ_COUNT, KNOWN_REGIONS
+from config.thresholds import AlertsConfig
 
 Environment = Literal["dev", "prod"]
 Role = Literal["all-in-one", "primary", "secondary", "edge"]
@@ -342,6 +343,7 @@ class StackConfig(Model):
     cache: CacheConfig | None = None
     pgbouncer: PgBouncerConfig | None = None
     edge: EdgeConfig | None = None
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _topology(self) -> StackConfig:

@@ -138,3 +138,19 @@ def test_a_stack_without_the_edge_never_imports_cloudflare():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_active_regional_stack_has_its_alert_topic_alarms_and_dashboard(prod, dev):
+    for plan in [*prod.values(), dev]:
+        if plan.role == "edge" or not plan.outputs.get("active"):
+            continue
+        assert of_type(plan.resources, "aws:sns/topic:Topic"), plan.stack
+        assert of_type(plan.resources, "aws:cloudwatch/dashboard:Dashboard"), plan.stack
+        assert of_type(plan.resources, "aws:cloudwatch/metricAlarm:MetricAlarm"), plan.stack
+
+
+def test_replica_regions_alarm_on_replica_lag(prod):
+    for region in seed.READ_REPLICA_REGIONS:
+        alarms = of_type(prod[f"prod-{region}"].resources,
+                         "aws:cloudwatch/metricAlarm:MetricAlarm")
+        assert any(a.inputs.get("metricName") == "ReplicaLag" for a in alarms), region
