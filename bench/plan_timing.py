@@ -25,7 +25,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("floor: + the pulumi_aws modules the program touches",
      # pulumi_aws loads its modules lazily: touching a class is what pays for the import.
      [sys.executable, "-c", "import pulumi, pydantic, pulumi_aws as a; a.ec2.Vpc; a.iam.Role; "
-      "a.cloudwatch.LogGroup; a.rds.SubnetGroup; a.elasticache.SubnetGroup; a.Provider"]),
+      "a.cloudwatch.LogGroup; a.rds.Instance; a.elasticache.ReplicationGroup; a.s3.Bucket; "
+      "a.lb.LoadBalancer; a.autoscaling.Group; a.acm.Certificate; a.ssm.Parameter; "
+      "a.kms.Key; a.sns.Topic; a.vpc.SecurityGroupIngressRule; a.Provider"]),
     ("import pulumi_cloudflare (paid only by the edge stack)",
      [sys.executable, "-c", "import pulumi_cloudflare"]),
     ("sofacover plan (prod)", [*SOFACOVER, "plan"]),
