@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import ValidationError
 
+from components.shared import port_security_group
 from config.models import CacheConfig
 
 PORT = 6379
@@ -132,14 +133,9 @@ class Cache(pulumi.ComponentResource):
         key = aws.kms.Key(f"{name}-kms", description=f"{name}: ElastiCache at rest",
                           enable_key_rotation=True, deletion_window_in_days=30,
                           tags=tags("kms"), opts=protected)
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name}: Redis {PORT}",
-            ingress=[aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=PORT, to_port=PORT,
-                security_groups=list(args.allowed_security_group_ids) or None,
-                cidr_blocks=list(args.allowed_cidrs) or None,
-                description="Redis from the app tier")]
-            if args.allowed_security_group_ids or args.allowed_cidrs else [],
+        sg = port_security_group(
+            f"{name}-sg", vpc_id=args.vpc_id, port=PORT, what=f"{name}: Redis",
+            source_group_ids=args.allowed_security_group_ids, source_cidrs=args.allowed_cidrs,
             tags=tags("sg"), opts=child)
         params = aws.elasticache.ParameterGroup(
             f"{name}-params", family=FAMILY, description=f"{name}: sessions and cache",

@@ -29,6 +29,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.shared import port_security_group
 from config.models import DatabaseConfig
 
 PORT = 5432
@@ -249,14 +250,9 @@ class Database(pulumi.ComponentResource):
         aws.kms.Alias(f"{name}-kms-alias", name=f"alias/{name}-rds", target_key_id=key.key_id,
                       opts=child)
 
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description=f"{name}: PostgreSQL {PORT}",
-            ingress=[aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=PORT, to_port=PORT,
-                security_groups=list(args.allowed_security_group_ids) or None,
-                cidr_blocks=list(args.allowed_cidrs) or None,
-                description="PostgreSQL from the app tier and PgBouncer")]
-            if args.allowed_security_group_ids or args.allowed_cidrs else [],
+        sg = port_security_group(
+            f"{name}-sg", vpc_id=args.vpc_id, port=PORT, what=f"{name}: PostgreSQL",
+            source_group_ids=args.allowed_security_group_ids, source_cidrs=args.allowed_cidrs,
             tags=tags("sg"), opts=child)
 
         # name_prefix, not name: a family change (postgres16 -> postgres17) replaces the
