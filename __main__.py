@@ -181,11 +181,13 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
     name = f"sofacover-{cfg.stack}"
     prod = cfg.environment == "prod"
     secrets = pulumi.Config()
-    db = Database(name, DatabaseArgs.from_config(
+    # Each data store's children are named after it (sofacover-prod-database-kms, ...), so
+    # AWS consoles tell the database's key and group from the cache's.
+    db = Database(f"{name}-database", DatabaseArgs.from_config(
         cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
         protect=prod, backup_replication_region=cfg.database.backup_replication_region,
         allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
-    cache = Cache(name, CacheArgs.from_config(
+    cache = Cache(f"{name}-cache", CacheArgs.from_config(
         cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
         auth_token=secrets.require_secret("redisAuthToken"), protect=prod,
         availability_zones=network.availability_zones,
@@ -222,7 +224,7 @@ def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
     from components.database import Database, DatabaseArgs
 
     assert cfg.database is not None and cfg.network is not None
-    db = Database(f"sofacover-{cfg.stack}", DatabaseArgs.from_config(
+    db = Database(f"sofacover-{cfg.stack}-database", DatabaseArgs.from_config(
         cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
         protect=True, promote=cfg.promote,
         replicate_source_db=None if cfg.promote else primary.require_output("dbArn"),
