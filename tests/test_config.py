@@ -337,3 +337,39 @@ def test_backups_are_replicated_to_another_region_in_prod():
     (msg,) = problems(values(sofacover__database={
         "backupReplicationRegion": seed.PRIMARY_REGION}))
     assert "sofacover:database.backupReplicationRegion is us-east-1, the primary's own" in msg
+
+
+def _edge(**edge) -> dict:
+    return {"zoneName": "sofacoverpro.com", "accountId": "a" * 32, **edge}
+
+
+def edge_stack(phase: str, origins: dict) -> dict[str, str]:
+    return without_data_secrets(values(aws__region=None, sofacover__role="edge",
+                                       sofacover__phase=phase,
+                                       sofacover__edge=_edge(origins=origins),
+                                       **{"cloudflare:apiToken": "[secret]"}))
+
+
+def test_edge_origins_must_cover_every_serving_region():
+    three = {r: f"prod-{r}" for r in seed.SECONDARY_REGIONS} | {seed.PRIMARY_REGION: "prod"}
+    assert parse(edge_stack("3", three)).edge.origins == three
+    assert parse(edge_stack("1", {seed.PRIMARY_REGION: "prod"}))
+    (msg,) = problems(edge_stack("3", {seed.PRIMARY_REGION: "prod"}))
+    assert "sofacover:edge.origins has no stack for" in msg
+    assert all(r in msg for r in seed.SECONDARY_REGIONS)
+
+
+def test_a_stack_with_its_own_edge_fronts_its_own_alb_and_needs_the_token():
+    own = values(sofacover__edge=_edge(), **{"cloudflare:apiToken": "[secret]"})
+    assert parse(own).edge.origins == {}
+    (msg,) = problems(values(sofacover__edge=_edge(origins={seed.PRIMARY_REGION: "prod"}),
+                             **{"cloudflare:apiToken": "[secret]"}))
+    assert "sofacover:edge.origins is set but role is 'primary'" in msg
+    (msg,) = problems(values(sofacover__edge=_edge()))
+    assert "cloudflare:apiToken is required for the primary role and missing" in msg
+
+
+def test_on_demand_base_above_max_size_is_refused():
+    assert parse(values(sofacover__compute={"onDemandBase": seed.ASG_MAX}))
+    (msg,) = problems(values(sofacover__compute={"onDemandBase": seed.ASG_MAX + 1}))
+    assert f"sofacover:compute.onDemandBase is {seed.ASG_MAX + 1} but maxSize is" in msg
