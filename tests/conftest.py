@@ -14,7 +14,7 @@ import pytest
 
 from config import seed
 from planner.cli import plan_stacks
-from planner.engine import Execution, PlannedResource, StackPlan, execute
+from planner.engine import Execution, PlannedResource, StackPlan, execute, plan_stack
 from planner.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,15 @@ def prod(project: Project) -> dict[str, StackPlan]:
 @pytest.fixture(scope="session")
 def prod_phase3(project: Project) -> dict[str, StackPlan]:
     return {p.stack: p for p in plan_stacks(project, env="prod", phase=3)}
+
+
+@pytest.fixture(scope="session")
+def prod_phase2(project: Project) -> dict[str, StackPlan]:
+    """prod and prod-edge planned as in phase 2 (EKS, the Worker), once per session."""
+    primary = plan_stack(project, "prod", phase=2)
+    edge = plan_stack(project, "prod-edge", phase=2,
+                      references={primary.qualified: primary.outputs})
+    return {"prod": primary, "prod-edge": edge}
 
 
 @pytest.fixture(scope="session")

@@ -137,14 +137,11 @@ def test_dev_without_a_zone_plans_without_the_edge(dev):
                                                                "sofacover:edge"))]
 
 
-def test_prod_edge_phases_add_features_in_order(project, prod, prod_phase3):
-    from planner.cli import plan_stacks
-
+def test_prod_edge_phases_add_features_in_order(prod, prod_phase2, prod_phase3):
     def types(plan) -> set[str]:
         return {r.type for r in plan.resources}
 
-    one, three = types(prod["prod-edge"]), types(prod_phase3["prod-edge"])
-    two = types(plan_stacks(project, stack="prod-edge", phase=2)[0])
+    one, two, three = (types(p["prod-edge"]) for p in (prod, prod_phase2, prod_phase3))
     assert "cloudflare:index/ruleset:Ruleset" in one
     assert "cloudflare:index/workersScript:WorkersScript" in two - one
     assert "cloudflare:index/tieredCache:TieredCache" in two - one

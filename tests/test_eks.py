@@ -57,10 +57,9 @@ def test_kubeconfig_is_secret_and_holds_no_static_credentials(build):
     assert "eu-west-1" in user["exec"]["args"]
 
 
-@pytest.fixture(scope="module")
-def k8s_plan(project):
-    from planner.cli import plan_stacks
-    return plan_stacks(project, stack="prod", phase=2)[0]
+@pytest.fixture
+def k8s_plan(prod_phase2):
+    return prod_phase2["prod"]
 
 
 def test_phase2_prod_runs_eks_nodes_from_the_auto_scaling_group(k8s_plan):
