@@ -88,20 +88,18 @@ def parse_stack_config(
 
     required = REQUIRED_SECRETS[cfg.role] + (
         ("cloudflare:apiToken",) if cfg.edge is not None and cfg.role != "edge" else ())
-    for key in required:
+    # Each secret once: missing where the role needs it, plain text wherever it is set.
+    for key in dict.fromkeys([*required, *(f"{NAMESPACE}:{n}" for n in SECRET_KEYS)]):
         if values.get(key) in (None, ""):
-            problems.append(f"{where}: {key} is required for the {cfg.role} role and missing; "
-                            f"set it with `pulumi config set --secret {key} <value>`")
+            if key in required:
+                problems.append(f"{where}: {key} is required for the {cfg.role} role and "
+                                f"missing; set it with `pulumi config set --secret {key} "
+                                "<value>`")
         elif key not in secret_keys:
             problems.append(f"{where}: {key} is stored in plain text; it must be a secret: "
                             f"`pulumi config set --secret {key} <value>`")
-    for name in SECRET_KEYS:
-        key = f"{NAMESPACE}:{name}"
-        if key in values and key not in secret_keys:
-            problems.append(f"{where}: {key} is stored in plain text; it must be a secret: "
-                            f"`pulumi config set --secret {key} <value>`")
     if problems:
-        raise ConfigError(sorted(set(problems), key=problems.index))
+        raise ConfigError(problems)
     return cfg
 
 
