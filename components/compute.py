@@ -21,7 +21,7 @@ import pulumi_aws as aws
 from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
 from components.pgbouncer import PORT as PGBOUNCER_PORT
 from config.cloudflare import IPV4_RANGES
-from config.models import ComputeConfig, ServiceConfig
+from config.models import ComputeConfig, ServiceConfig, capacity_problem, warm_pool_problem
 
 # TLS 1.3 with TLS 1.2 fallback, forward secrecy only (AWS's recommended policy, 2023+).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -127,12 +127,13 @@ class ComputeArgs:
 
     def check(self) -> None:
         """Refuse inputs that do not add up, before anything is created."""
-        if not self.min_size <= self.desired_capacity <= self.max_size:
-            raise ValueError(f"ComputeArgs: desired_capacity {self.desired_capacity} must lie "
-                             f"between min_size {self.min_size} and max_size {self.max_size}")
-        if self.warm_pool and (self.spot_percent or self.instance_types):
-            raise ValueError("ComputeArgs: warm_pool cannot be combined with spot_percent or "
-                             "instance_types (EC2 warm pools do not support mixed instances)")
+        for arg, problem in (
+                ("desired_capacity", capacity_problem(self.min_size, self.max_size,
+                                                      self.desired_capacity)),
+                ("warm_pool", warm_pool_problem(self.warm_pool, self.spot_percent,
+                                                self.instance_types))):
+            if problem:
+                raise ValueError(f"ComputeArgs: {arg} {problem}")
         if self.platform == "kubernetes" and not self.routes:
             raise ValueError("ComputeArgs: platform kubernetes needs at least one route")
         if self.platform == "kubernetes" and self.user_data is None:

@@ -8,6 +8,7 @@ Cross-field rules raise `rule(field, message)` so the error names the exact key.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -128,16 +129,36 @@ class ComputeConfig(Model):
         if self.max_size < self.min_size:
             raise rule("maxSize", f"is {self.max_size} but minSize is {self.min_size}; "
                        "maxSize must be >= minSize")
-        if not self.min_size <= self.desired_capacity <= self.max_size:
-            raise rule("desiredCapacity", f"is {self.desired_capacity}; it must lie between "
-                       f"minSize {self.min_size} and maxSize {self.max_size}")
-        if self.warm_pool.enabled and self.spot_percent > 0:
-            raise rule("warmPool.enabled", f"is true but spotPercent is {self.spot_percent}; "
-                       "EC2 warm pools do not support mixed instances or spot: choose one")
+        problem = capacity_problem(self.min_size, self.max_size, self.desired_capacity)
+        if problem:
+            raise rule("desiredCapacity", problem)
+        problem = warm_pool_problem(self.warm_pool.enabled, self.spot_percent,
+                                    self.instance_types)
+        if problem:
+            raise rule("warmPool.enabled", problem)
         if self.on_demand_base > self.max_size:
             raise rule("onDemandBase", f"is {self.on_demand_base} but maxSize is "
                        f"{self.max_size}; it must be <= maxSize")
         return self
+
+
+def capacity_problem(min_size: int, max_size: int, desired: int) -> str | None:
+    """Why a desired capacity does not fit its group, or None. Shared by the stack config
+    and components/compute.py, so the rule is written once."""
+    if not min_size <= desired <= max_size:
+        return (f"is {desired}; it must lie between minSize {min_size} and maxSize "
+                f"{max_size}")
+    return None
+
+
+def warm_pool_problem(enabled: bool, spot_percent: int,
+                      instance_types: Sequence[str]) -> str | None:
+    """Why a warm pool cannot be had, or None (EC2 warm pools support no mixed instances)."""
+    if enabled and (spot_percent or instance_types):
+        return (f"is true but spotPercent is {spot_percent} and instanceTypes is "
+                f"{list(instance_types)}; EC2 warm pools do not support mixed instances or "
+                "spot: choose one")
+    return None
 
 
 class ScalingRule(Model):

@@ -235,8 +235,9 @@ def test_warm_pool_is_added_when_asked(build):
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(desired_capacity=99), "desired_capacity 99"),
-    (dict(warm_pool=True, spot_percent=50), "warm_pool cannot be combined"),
+    (dict(desired_capacity=99), "desired_capacity is 99; it must lie between"),
+    (dict(warm_pool=True, spot_percent=50), "warm_pool is true but spotPercent is 50"),
+    (dict(warm_pool=True, instance_types=("m5a.large",)), "warm_pool is true"),
     (dict(platform="kubernetes", user_data="x"), "needs at least one route"),
     (dict(platform="kubernetes", routes=(Route("a", "/a", 30001),)), "needs user_data"),
 ])

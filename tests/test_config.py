@@ -289,6 +289,9 @@ def test_warm_pool_with_spot_is_refused():
     (msg,) = problems(values(sofacover__compute={"spotPercent": 50,
                                                  "warmPool": {"enabled": True}}))
     assert "sofacover:compute.warmPool.enabled is true but spotPercent is 50" in msg
+    (msg,) = problems(values(sofacover__compute={"instanceTypes": ["m5a.large"],
+                                                 "warmPool": {"enabled": True}}))
+    assert "instanceTypes is ['m5a.large']" in msg
     assert parse(values(sofacover__compute={"warmPool": {"enabled": True}}))
     assert parse(values(sofacover__compute={"spotPercent": 50}))
 
