@@ -52,7 +52,7 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
     for cfg in rollout:
         if cfg.stack not in needed:
             continue
-        plan = plan_stack(project, cfg.stack, phase=phase, references=done)
+        plan = plan_stack(project, cfg.stack, phase=phase, references=done, cfg=cfg)
         done[plan.qualified] = plan.outputs
         if cfg.stack in wanted:
             plans.append(plan)

@@ -27,6 +27,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from config import StackConfig, parse_stack_config
 from planner.mocks import SECRET_MASK, PlanMocks
 from planner.project import Project
 
@@ -276,23 +277,22 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
 
 def plan_stack(project: Project, stack: str, *, phase: int | None = None,
                references: dict[str, dict[str, Any]] | None = None,
-               preview: bool = False) -> StackPlan:
+               preview: bool = False, cfg: StackConfig | None = None) -> StackPlan:
     """Run the program (`__main__.py`) for `stack` and return what it would create.
 
     Config errors surface as config.ConfigError, before any resource is registered.
+    `cfg`: the stack's config when the caller validated it already (the rollout does).
     """
-    cfg = project.stack_config(stack, phase)  # fail fast, before the runtime is touched
-    sv = project.stack_values(stack)
-    values = dict(sv.values)
-    if phase is not None:
-        values[f"{project.name}:phase"] = str(phase)
+    sv = project.phased_values(stack, phase)
+    if cfg is None:  # fail fast, before the runtime is touched
+        cfg = parse_stack_config(stack, sv.values, sv.secret_keys)
     if str(project.root) not in sys.path:  # as the Python language host does
         sys.path.insert(0, str(project.root))
 
     def program() -> None:
         runpy.run_path(str(project.main), run_name="__main__")
 
-    run = execute(program, project=project.name, stack=stack, values=values,
+    run = execute(program, project=project.name, stack=stack, values=dict(sv.values),
                   secret_keys=sv.secret_keys, references=references, preview=preview)
     return StackPlan(stack=stack, project=project.name, environment=cfg.environment,
                      role=cfg.role, phase=cfg.phase, region=cfg.region,

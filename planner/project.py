@@ -70,12 +70,16 @@ class Project:
                 values[full] = _as_engine_value(decl["default"])
         return StackValues(values, frozenset(secrets))
 
-    def stack_config(self, stack: str, phase: int | None = None) -> StackConfig:
+    def phased_values(self, stack: str, phase: int | None = None) -> StackValues:
+        """The stack's values, with `sofacover:phase` replaced when a phase is given."""
         sv = self.stack_values(stack)
-        values = dict(sv.values)
-        if phase is not None:
-            values[f"{self.name}:phase"] = str(phase)
-        return parse_stack_config(stack, values, sv.secret_keys)
+        if phase is None:
+            return sv
+        return StackValues({**sv.values, f"{self.name}:phase": str(phase)}, sv.secret_keys)
+
+    def stack_config(self, stack: str, phase: int | None = None) -> StackConfig:
+        sv = self.phased_values(stack, phase)
+        return parse_stack_config(stack, sv.values, sv.secret_keys)
 
     def rollout(self, environment: str, phase: int | None = None) -> list[StackConfig]:
         """The stacks of an environment in deployment order, each validated.
