@@ -9,12 +9,13 @@ them, and masks secret inputs before anything is kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import runpy
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,13 +111,21 @@ class RecordingMonitor(pmocks.MockMonitor):
         self.stack = stack
         self.planned: list[PlannedResource] = []
         self.provider_regions: dict[str, str] = {}
+        # Loops handed to the SDK's worker threads, how many calls each is in, and whether
+        # the run is over. Worker threads of a failed run can still be calling in while
+        # the run closes its loops, so every use goes through one lock.
         self.loops: set[asyncio.AbstractEventLoop] = set()
+        self._busy: dict[asyncio.AbstractEventLoop, int] = {}
+        self._closed = False
+        self._lock = threading.Condition()
         mocks._region_of = self.region_of
 
-    def _thread_loop(self) -> None:
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[None]:
         # The SDK calls the monitor from worker threads, and MockMonitor gives each thread an
         # event loop that nobody closes (Python then complains at exit). Hand out loops we
-        # own instead, and close them when the run is over.
+        # own instead, and close them when the run is over: idle ones at once, busy ones
+        # when their call returns.
         try:
             loop = asyncio.get_event_loop()
         except RuntimeError:
@@ -124,17 +133,41 @@ class RecordingMonitor(pmocks.MockMonitor):
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-        self.loops.add(loop)
+        with self._lock:
+            self.loops.add(loop)
+            self._busy[loop] = self._busy.get(loop, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy[loop] -= 1
+                if not self._busy[loop]:
+                    del self._busy[loop]
+                    if self._closed:
+                        self._close(loop)
+                self._lock.notify_all()
 
-    def close_loops(self) -> None:
-        for loop in self.loops:
-            if not loop.is_running():
-                loop.close()
-        self.loops.clear()
+    def _close(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Under self._lock, for a loop no call is using.
+        if not loop.is_running():
+            loop.close()
+        self.loops.discard(loop)
+
+    def close_loops(self, wait: float = 5.0) -> None:
+        """End the run: wait (a little) for calls still in flight, close every idle loop.
+
+        A straggler still in a call after `wait` closes its own loop when it returns.
+        """
+        with self._lock:
+            self._closed = True
+            self._lock.wait_for(lambda: not self._busy, timeout=wait)
+            for loop in list(self.loops):
+                if loop not in self._busy:
+                    self._close(loop)
 
     def Invoke(self, request):  # noqa: N802 - gRPC method name
-        self._thread_loop()
-        return super().Invoke(request)
+        with self._call():
+            return super().Invoke(request)
 
     def region_of(self, provider_ref: str | None) -> str | None:
         # A provider reference is "<provider urn>::<provider id>".
@@ -168,7 +201,10 @@ class RecordingMonitor(pmocks.MockMonitor):
         return record
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
-        self._thread_loop()
+        with self._call():
+            return self._register(request)
+
+    def _register(self, request):  # noqa: ANN001, ANN202 - gRPC request and response
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -180,7 +216,10 @@ class RecordingMonitor(pmocks.MockMonitor):
         return response
 
     def ReadResource(self, request):  # noqa: N802 - gRPC method name
-        self._thread_loop()
+        with self._call():
+            return self._read(request)
+
+    def _read(self, request):  # noqa: ANN001, ANN202 - gRPC request and response
         urn = self.make_urn(request.parent, request.type, request.name)
         inputs = mask(json_format.MessageToDict(request.properties))
         record = self._record(request, urn, inputs, read=True)
