@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 
 from config import ConfigError
+from planner import preflight
 from planner.engine import StackPlan, plan_stack
 from planner.project import Project, ProjectError, references
-from planner.render import print_plans, write_json
+from planner.render import print_findings, print_plans, write_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SofaCover infrastructure tools.")
@@ -97,10 +98,21 @@ def plan(
     except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
         err.print(f"[red]error: the program failed while planning:[/] {exc}")
         raise typer.Exit(1) from None
-    print_plans(plans, Console())
+    findings = preflight.check(plans)
+    out = Console()
+    print_plans(plans, out)
+    print_findings(findings, out)
     if json_file is not None:
-        write_json(plans, json_file)
+        write_json(plans, json_file, findings)
         Console(stderr=True).print(f"plan written to {json_file}")
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command("preflight-rules")
+def preflight_rules() -> None:
+    """Print every preflight rule with its source, as Markdown (docs/preflight.md)."""
+    sys.stdout.write(preflight.rules_markdown())
 
 
 @app.callback()

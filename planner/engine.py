@@ -49,13 +49,15 @@ class PlannedResource:
     options: dict[str, Any]
     read: bool = False
     id: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the provider returned (the mocks' answer): autonames, ARNs, endpoints."""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn, "type": self.type, "name": self.name, "stack": self.stack,
             "region": self.region, "parent": self.parent, "custom": self.custom,
             "provider": self.provider, "read": self.read, "inputs": self.inputs,
-            "options": self.options,
+            "options": self.options, "outputs": self.outputs,
         }
 
 
@@ -70,6 +72,8 @@ class StackPlan:
     resources: list[PlannedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    config: StackConfig | None = None
+    """The validated stack config the program ran with (for the preflight's rules)."""
 
     @property
     def qualified(self) -> str:
@@ -118,6 +122,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         self._busy: dict[asyncio.AbstractEventLoop, int] = {}
         self._closed = False
         self._lock = threading.Condition()
+        self._urns: set[str] = set()
         mocks._region_of = self.region_of
 
     @contextlib.contextmanager
@@ -193,6 +198,12 @@ class RecordingMonitor(pmocks.MockMonitor):
             "custom_timeouts": json_format.MessageToDict(request.customTimeouts)
             if request.HasField("customTimeouts") else {},
         }
+        with self._lock:
+            if urn in self._urns:
+                # As the engine: "Duplicate resource URN '...'; try giving it a unique name".
+                raise pulumi.RunError(f"Duplicate resource URN '{urn}'; try giving it a "
+                                      "unique name")
+            self._urns.add(urn)
         record = PlannedResource(
             urn=urn, type=request.type, name=request.name, stack=self.stack, region=region,
             parent=request.parent or None, custom=bool(getattr(request, "custom", True)),
@@ -213,6 +224,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         record = self._record(request, urn, inputs, read=False)
         response = super().RegisterResource(request)
         record.id = response.id or None
+        record.outputs = mask(json_format.MessageToDict(response.object))
         return response
 
     def ReadResource(self, request):  # noqa: N802 - gRPC method name
@@ -335,7 +347,8 @@ def plan_stack(project: Project, stack: str, *, phase: int | None = None,
                   secret_keys=sv.secret_keys, references=references, preview=preview)
     return StackPlan(stack=stack, project=project.name, environment=cfg.environment,
                      role=cfg.role, phase=cfg.phase, region=cfg.region,
-                     resources=run.resources, outputs=run.outputs, messages=run.messages)
+                     resources=run.resources, outputs=run.outputs, messages=run.messages,
+                     config=cfg)
 
 
 class _ListLogger(logging.Logger):

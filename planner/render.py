@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from planner.engine import PlannedResource, StackPlan
+from planner.preflight import Finding
 
 # Inputs worth a glance, in the order they are shown; the JSON plan has all of them.
 KEY_INPUTS = (
@@ -123,6 +124,20 @@ def print_plans(plans: list[StackPlan], console: Console) -> None:
     console.print(counts(plans))
 
 
-def write_json(plans: list[StackPlan], path: Path) -> None:
-    doc = {"format": "sofacover-plan/1", "stacks": [p.as_json() for p in plans]}
+def print_findings(findings: list[Finding], console: Console) -> None:
+    """The preflight's findings, one line each (errors first), then a count."""
+    if not findings:
+        console.print("preflight: no findings")
+        return
+    console.print("[bold]preflight[/]")
+    for f in sorted(findings, key=lambda f: f.severity != "error"):
+        style = "red" if f.severity == "error" else "yellow"
+        console.print(f"[{style}]{escape(f.line())}[/]", soft_wrap=True)
+    errors = sum(f.severity == "error" for f in findings)
+    console.print(f"preflight: {errors} errors, {len(findings) - errors} warnings")
+
+
+def write_json(plans: list[StackPlan], path: Path, findings: list[Finding] = ()) -> None:
+    doc = {"format": "sofacover-plan/1", "stacks": [p.as_json() for p in plans],
+           "findings": [f.as_json() for f in findings]}
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")

@@ -77,3 +77,15 @@ def named(resources: list[PlannedResource], name: str) -> PlannedResource:
     matches = [r for r in resources if r.name == name]
     assert len(matches) == 1, f"{name}: {len(matches)} resources"
     return matches[0]
+
+
+def preflight_of(resources: list[PlannedResource], *rules: str, config=None,
+                 stack: str = "test", today=None) -> list:
+    """The findings of the named preflight rules over resources built in a test
+    (`build(fn).resources`), as if they were one stack's plan."""
+    from planner import preflight
+
+    plan = StackPlan(stack=stack, project="sofacover", environment="prod", role="primary",
+                     phase=1, region=seed.PRIMARY_REGION, resources=list(resources),
+                     config=config)
+    return preflight.check([plan], only=rules or None, today=today)
