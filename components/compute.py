@@ -214,6 +214,11 @@ def _assume_ec2() -> str:
         "Action": "sts:AssumeRole"}]})
 
 
+def health_check_type(platform: str) -> str:
+    """The Auto Scaling group's health check: ELB on ec2, EC2 status checks on kubernetes."""
+    return "ELB" if platform == "ec2" else "EC2"
+
+
 def _catch_all_last(route: Route) -> tuple[bool, str]:
     # Rules match by priority: specific paths first, the catch-all "/*" last.
     return (route.path == "/*", route.path)
@@ -419,7 +424,11 @@ class Compute(pulumi.ComponentResource):
         group = aws.autoscaling.Group(
             f"{name}-asg", vpc_zone_identifiers=args.private_subnet_ids,
             min_size=args.min_size, max_size=args.max_size,
-            desired_capacity=args.desired_capacity, health_check_type="ELB",
+            desired_capacity=args.desired_capacity,
+            # ec2: the instance is the app, so a failing target health check replaces it.
+            # kubernetes: a node carries many pods; one app's failing health check must not
+            # terminate the node (the kubelet restarts the pod), so only EC2 status checks.
+            health_check_type=health_check_type(args.platform),
             health_check_grace_period=args.health_check_grace_seconds,
             default_instance_warmup=args.instance_warmup_seconds,
             target_group_arns=[tg.arn for tg in groups.values()],

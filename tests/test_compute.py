@@ -263,6 +263,14 @@ def test_kubernetes_routes_get_a_target_group_and_path_rule_each_catch_all_last(
     assert https.inputs["defaultActions"][0]["type"] == "fixed-response"
 
 
+def test_kubernetes_nodes_use_ec2_health_checks_so_an_app_check_never_kills_a_node(build):
+    (group,) = of_type(build(compute(**K8S)).resources, ASG)
+    assert group.inputs["healthCheckType"] == "EC2"
+    assert group.inputs["healthCheckGracePeriod"] > 0
+    (ec2,) = of_type(build(compute()).resources, ASG)
+    assert ec2.inputs["healthCheckType"] == "ELB"  # on ec2 the instance is the app
+
+
 def test_kubernetes_nodes_keep_pods_off_the_instance_metadata(build):
     (lt,) = of_type(build(compute(**K8S)).resources, "aws:ec2/launchTemplate:LaunchTemplate")
     assert lt.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
