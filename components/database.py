@@ -30,7 +30,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.shared import port_security_group
-from config.models import DatabaseConfig
+from config.models import DatabaseConfig, engine_version_problem
 
 PORT = 5432
 # RDS gp3: below 400 GiB the volume has a fixed 3,000 IOPS baseline and IOPS cannot be set;
@@ -44,11 +44,11 @@ Mode = Literal["primary", "replica", "promoted"]
 
 
 def parameter_family(engine_version: str) -> str:
-    """`16.6` -> `postgres16`: the parameter-group family of an engine version."""
+    """`16` or `16.11` -> `postgres16`: the parameter-group family of an engine version."""
     major = engine_version.split(".")[0]
     if not major.isdigit() or int(major) < 10:
         raise ValueError(f"engine_version is {engine_version!r}; expected a PostgreSQL "
-                         "version like 16.6")
+                         "major version like 16")
     return f"postgres{major}"
 
 
@@ -61,7 +61,8 @@ class DatabaseArgs:
     subnet_group_name: pulumi.Input[str]
     """RDS subnet group over the data subnets of this region's network."""
     engine_version: str
-    """PostgreSQL version, e.g. `16.6`; the parameter-group family derives from its major."""
+    """PostgreSQL major version, e.g. `16` (a full minor only without automatic minor
+    upgrades); the parameter-group family derives from its major."""
     instance_class: str
     """RDS instance class, e.g. `db.m6i.2xlarge`."""
     allocated_storage_gb: int
@@ -76,6 +77,9 @@ class DatabaseArgs:
     storage_type: Literal["gp3", "io1", "io2"] = "gp3"
     multi_az: bool = True
     """A synchronous standby in another AZ (failover 60-120 s)."""
+    auto_minor_version_upgrade: bool = True
+    """RDS applies minor versions in the maintenance window; engine_version is then the
+    major only, and the running version is the instance's engine_version_actual."""
     backup_retention_days: int = 30
     backup_window: str = "03:00-04:00"
     """Daily backup window (UTC); must not overlap maintenance_window."""
@@ -126,6 +130,7 @@ class DatabaseArgs:
             max_allocated_storage_gb=cfg.max_allocated_storage_gb, iops=cfg.iops,
             max_connections=cfg.max_connections, storage_type=cfg.storage_type,
             multi_az=cfg.multi_az, backup_retention_days=cfg.backup_retention_days,
+            auto_minor_version_upgrade=cfg.auto_minor_version_upgrade,
             protect=protect, replicate_source_db=replicate_source_db, promote=promote,
             backup_replication_region=backup_replication_region,
             allowed_security_group_ids=list(allowed_security_group_ids or []),
@@ -136,6 +141,9 @@ class DatabaseArgs:
 def check_args(args: DatabaseArgs) -> None:
     """Refuse inputs AWS would refuse (or that would lose data), before creating anything."""
     parameter_family(args.engine_version)
+    problem = engine_version_problem(args.engine_version, args.auto_minor_version_upgrade)
+    if problem:
+        raise ValueError(f"engine_version {problem}")
     if args.max_allocated_storage_gb < args.allocated_storage_gb:
         raise ValueError(
             f"max_allocated_storage_gb is {args.max_allocated_storage_gb} but "
@@ -283,7 +291,8 @@ class Database(pulumi.ComponentResource):
             db_subnet_group_name=args.subnet_group_name, vpc_security_group_ids=[sg.id],
             parameter_group_name=params.name, publicly_accessible=False, port=PORT,
             maintenance_window=args.maintenance_window,
-            auto_minor_version_upgrade=True, copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=args.auto_minor_version_upgrade,
+            copy_tags_to_snapshot=True,
             deletion_protection=args.protect,
             iam_database_authentication_enabled=True,
             enabled_cloudwatch_logs_exports=LOG_EXPORTS,

@@ -246,7 +246,10 @@ class KubernetesConfig(Model):
 class DatabaseConfig(Model):
     """`sofacover:database`: the RDS PostgreSQL primary (replicas inherit its engine)."""
 
-    engine_version: str
+    engine_version: str = Field("16", pattern=r"^[0-9]{2}(\.[0-9]{1,2})?$")
+    """The major version ("16") with automatic minor upgrades; a full minor ("16.11") only
+    with autoMinorVersionUpgrade off (engine_version_problem)."""
+    auto_minor_version_upgrade: bool = True
     instance_class: str
     allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)]
     max_allocated_storage_gb: Annotated[int, Field(ge=20, le=65536)]
@@ -268,11 +271,28 @@ class DatabaseConfig(Model):
 
     @model_validator(mode="after")
     def _storage(self) -> DatabaseConfig:
+        problem = engine_version_problem(self.engine_version, self.auto_minor_version_upgrade)
+        if problem:
+            raise rule("engineVersion", problem)
         if self.max_allocated_storage_gb < self.allocated_storage_gb:
             raise rule("maxAllocatedStorageGb", f"is {self.max_allocated_storage_gb} but "
                        f"allocatedStorageGb is {self.allocated_storage_gb}; the autoscaling "
                        "ceiling must be >= the allocated storage")
         return self
+
+
+def engine_version_problem(version: str, auto_minor_upgrade: bool) -> str | None:
+    """Why an RDS engine version cannot be pinned, or None. Shared by the stack config and
+    components/database.py. With automatic minor upgrades AWS moves the instance past a
+    pinned minor (and retires old minors: 16.5-16.8 can no longer be created from
+    2026-05-01, anchors.md s.8), so a later deploy would try to downgrade it; the provider
+    accepts the major alone and reports the running one as engine_version_actual."""
+    if auto_minor_upgrade and "." in version:
+        return (f"is {version}, a minor version, but autoMinorVersionUpgrade is on; AWS "
+                "upgrades the instance past it and a later deploy would try to downgrade: "
+                f"name the major version only ({version.split('.')[0]!r}) or set "
+                "autoMinorVersionUpgrade to false")
+    return None
 
 
 class CacheConfig(Model):

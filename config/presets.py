@@ -50,7 +50,9 @@ _SERVICES = [
 ]
 
 _DATABASE = {
-    "engineVersion": "16.6",
+    # The major only: RDS applies minor upgrades itself (autoMinorVersionUpgrade), and a
+    # pinned minor ages into one AWS no longer creates (16.6 since 2026-05-01, anchors.md s.8).
+    "engineVersion": "16",
     # 8 vCPU / 32 GiB: the seed's month-1 vertical step.
     "instanceClass": "db.m6i.2xlarge",
     "allocatedStorageGb": seed.DB_STORAGE_GB,

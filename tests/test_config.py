@@ -376,3 +376,15 @@ def test_on_demand_base_above_max_size_is_refused():
     assert parse(values(sofacover__compute={"onDemandBase": seed.ASG_MAX}))
     (msg,) = problems(values(sofacover__compute={"onDemandBase": seed.ASG_MAX + 1}))
     assert f"sofacover:compute.onDemandBase is {seed.ASG_MAX + 1} but maxSize is" in msg
+
+
+def test_database_engine_version_is_a_major_unless_minor_upgrades_are_off():
+    assert parse(values()).database.engine_version == "16"
+    (msg,) = problems(values(sofacover__database={"engineVersion": "16.6"}))
+    assert "sofacover:database.engineVersion is 16.6, a minor version, but " \
+           "autoMinorVersionUpgrade is on" in msg and "'16'" in msg
+    pinned = parse(values(sofacover__database={"engineVersion": "16.11",
+                                               "autoMinorVersionUpgrade": False}))
+    assert pinned.database.engine_version == "16.11"
+    (msg,) = problems(values(sofacover__database={"engineVersion": "latest"}))
+    assert "sofacover:database.engineVersion" in msg

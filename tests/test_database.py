@@ -137,16 +137,39 @@ def test_parameter_group_preloads_extensions_and_sets_max_connections(build):
 
 
 def test_parameter_group_is_named_by_prefix_so_a_family_upgrade_can_create_before_delete(build):
-    params = only(build(database(engine_version="17.2")).resources, PARAMS)
+    params = only(build(database(engine_version="17")).resources, PARAMS)
     assert params.inputs["family"] == "postgres17"
     assert params.inputs["namePrefix"] == "db-postgres17-"
     assert "name" not in params.inputs
     assert params.options["delete_before_replace"] is False
 
 
-@pytest.mark.parametrize(("version", "family"), [("16.6", "postgres16"), ("15", "postgres15")])
+@pytest.mark.parametrize(("version", "family"), [("16.11", "postgres16"), ("15", "postgres15")])
 def test_parameter_family_comes_from_the_major_version(version, family):
     assert parameter_family(version) == family
+
+
+def test_engine_version_is_the_major_only_with_automatic_minor_upgrades(build):
+    # anchors.md s.8: 16.5-16.8 can no longer be created; RDS moves the instance on by
+    # itself, and the provider takes the major and reports engine_version_actual.
+    assert CFG.engine_version == "16" and CFG.auto_minor_version_upgrade is True
+    db = only(build(database()).resources, INSTANCE)
+    assert db.inputs["engineVersion"] == "16"
+    assert db.inputs["autoMinorVersionUpgrade"] is True
+    assert only(build(database()).resources, PARAMS).inputs["family"] == "postgres16"
+
+
+def test_a_minor_version_with_automatic_minor_upgrades_is_refused(build):
+    with pytest.raises(ValueError, match="engine_version is 16.11, a minor version, but "
+                                         "autoMinorVersionUpgrade is on"):
+        build(database(engine_version="16.11"))
+
+
+def test_a_minor_version_is_pinned_only_with_automatic_minor_upgrades_off(build):
+    db = only(build(database(engine_version="16.11",
+                             auto_minor_version_upgrade=False)).resources, INSTANCE)
+    assert db.inputs["engineVersion"] == "16.11"
+    assert db.inputs["autoMinorVersionUpgrade"] is False
 
 
 @pytest.mark.parametrize("version", ["9.6", "latest", ""])
