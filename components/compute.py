@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -21,7 +23,15 @@ import pulumi_aws as aws
 from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
 from components.pgbouncer import PORT as PGBOUNCER_PORT
 from config.cloudflare import IPV4_RANGES
-from config.models import ComputeConfig, ServiceConfig, capacity_problem, warm_pool_problem
+from config.models import (
+    HOSTNAME,
+    IMAGE_REFERENCE,
+    URL_PATH,
+    ComputeConfig,
+    ServiceConfig,
+    capacity_problem,
+    warm_pool_problem,
+)
 
 # TLS 1.3 with TLS 1.2 fallback, forward secrecy only (AWS's recommended policy, 2023+).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -32,6 +42,8 @@ SSM_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 # half the group again (target tracking alone needs 3 minutes of datapoints).
 FAST_SCALE_MARGIN = 15
 FAST_SCALE_PERCENT = 50
+# An SSM parameter path: AWS allows letters, digits and _ . - / only.
+SSM_PATH = r"^(?:/[A-Za-z0-9_.-]+)+$"
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,16 @@ class ComputeArgs:
                                                 self.instance_types))):
             if problem:
                 raise ValueError(f"ComputeArgs: {arg} {problem}")
+        # Config validates these where they enter; checked again here because a component
+        # can be built without the config, and they reach the instances' root shell.
+        for arg, value, pattern, what in (
+                ("app_image", self.app_image, IMAGE_REFERENCE, "an OCI image reference"),
+                ("health_check_path", self.health_check_path, URL_PATH, "an HTTP path"),
+                ("domain_name", self.domain_name, HOSTNAME, "a lower-case DNS name"),
+                ("sidecar_parameter_path", self.sidecar_parameter_path, SSM_PATH,
+                 "an SSM path like /sofacover/prod/pgbouncer")):
+            if value is not None and not re.fullmatch(pattern, value):
+                raise ValueError(f"ComputeArgs: {arg} is {value!r}; it must be {what}")
         if self.platform == "kubernetes" and not self.routes:
             raise ValueError("ComputeArgs: platform kubernetes needs at least one route")
         if self.platform == "kubernetes" and self.user_data is None:
@@ -144,34 +166,37 @@ class ComputeArgs:
 def render_app_user_data(image: str, port: int, region: str = "",
                          sidecar_path: str | None = None) -> str:
     """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar (when its config is
-    published in SSM), then the app container, read-only, pointed at the sidecar."""
+    published in SSM), then the app container, read-only, pointed at the sidecar.
+
+    Every value is shell-quoted (shlex.quote) although the config already refuses
+    anything but an image reference, a path and a region: user data runs as root."""
+    q = shlex.quote
     lines = ["#!/bin/bash", "set -euo pipefail", "dnf install -y docker",
              "systemctl enable --now docker"]
-    env = f"-e PORT={port}"
+    env = f"-e PORT={q(str(port))}"
     if sidecar_path:
-        get = f"aws ssm get-parameter --region {region} --query Parameter.Value --output text"
+        get = (f"aws ssm get-parameter --region {q(region)} --query Parameter.Value "
+               "--output text")
+        ini, userlist = q(f"{sidecar_path}/pgbouncer.ini"), q(f"{sidecar_path}/userlist.txt")
         lines += [
-            f"mkdir -p {RDS_CA_DIR} /etc/pgbouncer/auth",
-            f"curl -fsS --retry 5 -o {RDS_CA_FILE} {RDS_CA_URL}",
+            f"mkdir -p {q(RDS_CA_DIR)} /etc/pgbouncer/auth",
+            f"curl -fsS --retry 5 -o {q(RDS_CA_FILE)} {q(RDS_CA_URL)}",
             # The data tier publishes the config after the instances may already boot.
-            f"until {get} --name {sidecar_path}/pgbouncer.ini > /etc/pgbouncer/pgbouncer.ini;"
-            " do sleep 10; done",
-            f"until {get} --with-decryption --name {sidecar_path}/userlist.txt"
+            f"until {get} --name {ini} > /etc/pgbouncer/pgbouncer.ini; do sleep 10; done",
+            f"until {get} --with-decryption --name {userlist}"
             " > /etc/pgbouncer/auth/userlist.txt; do sleep 10; done",
             # PgBouncer refuses to run as root: it runs as nobody, who alone reads the files.
             "chown -R 65534:65534 /etc/pgbouncer && chmod 0400 /etc/pgbouncer/auth/userlist.txt",
             f"docker run -d --name pgbouncer --restart always --network host --read-only "
-            f"--user 65534:65534 -v /etc/pgbouncer:/etc/pgbouncer:ro {PGBOUNCER_IMAGE} "
+            f"--user 65534:65534 -v /etc/pgbouncer:/etc/pgbouncer:ro {q(PGBOUNCER_IMAGE)} "
             "pgbouncer /etc/pgbouncer/pgbouncer.ini",
         ]
-        env += f" -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT={PGBOUNCER_PORT}"
+        env += f" -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT={q(str(PGBOUNCER_PORT))}"
+    publish = "--network host" if sidecar_path else f"-p {q(f'{port}:{port}')}"
     lines += [
-        f"docker pull {image}",
+        f"docker pull {q(image)}",
         f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
-        f"--cap-drop ALL --security-opt no-new-privileges {env} "
-        f"--network host {image}" if sidecar_path else
-        f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
-        f"--cap-drop ALL --security-opt no-new-privileges {env} -p {port}:{port} {image}",
+        f"--cap-drop ALL --security-opt no-new-privileges {env} {publish} {q(image)}",
         "",
     ]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ Cross-field rules raise `rule(field, message)` so the error names the exact key.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -97,6 +98,51 @@ class WarmPoolConfig(Model):
     max_prepared_capacity: Annotated[int, Field(ge=0)] | None = None
 
 
+# Strings that reach the instances' shell (user data) or AWS names, checked where they
+# enter. The image reference is the OCI distribution spec's grammar (name components
+# `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, tag `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, digest
+# `algorithm:hex`), with an optional registry host[:port] first, as docker's reference
+# grammar (distribution/reference) allows. None of them admits a shell metacharacter; the
+# user data quotes them anyway (components/compute.py).
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_HOST_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_REGISTRY = rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]{{1,5}})?/)?"
+IMAGE_REFERENCE = (rf"^{_REGISTRY}{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*"
+                   r"(?::[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})?"
+                   r"(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,})?$")
+# An HTTP path (RFC 3986 unreserved characters, percent-escapes, '/') with an optional
+# query of name=value pairs: what an ALB health check requests.
+URL_PATH = r"^/[A-Za-z0-9._~%/-]*(?:\?[A-Za-z0-9._~%=&-]*)?$"
+HOSTNAME = r"^(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+ACM_CERTIFICATE_ARN = (r"^arn:aws[a-z-]*:acm:[a-z]{2}(?:-[a-z]+)+-[0-9]:[0-9]{12}:"
+                       r"certificate/[0-9a-f-]{36}$")
+
+
+def matching(pattern: str, what: str, max_length: int) -> AfterValidator:
+    """A validator refusing what does not match `pattern`, saying what would be valid."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if len(value) > max_length or not compiled.fullmatch(value):
+            raise PydanticCustomError("pattern", "must be {what} (at most {n} characters); "
+                                      "nothing else reaches the instances' shell or AWS",
+                                      {"what": what, "n": max_length})
+        return value
+    return AfterValidator(check)
+
+
+ImageReference = Annotated[str, matching(
+    IMAGE_REFERENCE, "an OCI image reference like registry.example.com/team/app:1.2.3 or "
+    "name@sha256:<hex>, lower-case repository", 255)]
+UrlPath = Annotated[str, matching(URL_PATH, "an HTTP path like /healthz (letters, digits, "
+                                  "- . _ ~ % /, an optional ?query)", 1024)]
+Hostname = Annotated[str, matching(HOSTNAME, "a lower-case DNS name like sofacoverpro.com",
+                                   253)]
+CertificateArn = Annotated[str, matching(
+    ACM_CERTIFICATE_ARN, "an ACM certificate ARN like "
+    "arn:aws:acm:us-east-1:123456789012:certificate/<uuid>", 2048)]
+
+
 class ComputeConfig(Model):
     """`sofacover:compute`: the ALB and the Auto Scaling group behind it."""
 
@@ -115,11 +161,11 @@ class ComputeConfig(Model):
     instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 90
     health_check_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
     root_volume_gb: Annotated[int, Field(ge=8, le=1024)] = 30
-    app_image: str = "public.ecr.aws/docker/library/nginx:1.27-alpine"
+    app_image: ImageReference = "public.ecr.aws/docker/library/nginx:1.27-alpine"
     app_port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    health_check_path: str = "/healthz"
-    domain_name: str = "sofacoverpro.com"
-    certificate_arn: str | None = None
+    health_check_path: UrlPath = "/healthz"
+    domain_name: Hostname = "sofacoverpro.com"
+    certificate_arn: CertificateArn | None = None
     # "cloudflare": the ALB admits only Cloudflare's published ranges (the edge fronts it).
     origin_access: Literal["public", "cloudflare"] = "public"
     access_log_days: PositiveInt = 90

