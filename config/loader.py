@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from config.errors import ConfigError
 from config.models import StackConfig
 from config.presets import defaults_for, merge
+from config.secrets import secret_problem
 
 NAMESPACE = "sofacover"
 # Keys read straight from the stack file (the rest of StackConfig is derived).
@@ -98,6 +99,8 @@ def parse_stack_config(
         elif key not in secret_keys:
             problems.append(f"{where}: {key} is stored in plain text; it must be a secret: "
                             f"`pulumi config set --secret {key} <value>`")
+        elif problem := secret_problem(key, values.get(key)):
+            problems.append(f"{where}: {problem}")
     if problems:
         raise ConfigError(problems)
     return cfg

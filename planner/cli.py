@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +75,10 @@ def plan(
     project_dir: Annotated[Path | None, typer.Option(
         "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
         exists=True, file_okay=False)] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", metavar="YYYY-MM-DD",
+        help="Judge dated offerings (versions, support ends) as of this day, not today.")
+    ] = None,
 ) -> None:
     """Print what `pulumi preview` would create for a stack or a whole environment."""
     err = Console(stderr=True)
@@ -81,6 +86,13 @@ def plan(
         err.print("error: --stack and --env are exclusive: plan one stack, or every stack "
                   "of an environment")
         raise typer.Exit(2)
+    today = None
+    if as_of is not None:
+        try:
+            today = dt.date.fromisoformat(as_of)
+        except ValueError:
+            err.print(f"error: --as-of {as_of!r} is not a date; use YYYY-MM-DD", markup=False)
+            raise typer.Exit(2) from None
     if json_file is not None and not json_file.parent.is_dir():
         err.print(f"error: --json {json_file}: folder {json_file.parent} does not exist")
         raise typer.Exit(2)
@@ -98,7 +110,7 @@ def plan(
     except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
         err.print(f"[red]error: the program failed while planning:[/] {exc}")
         raise typer.Exit(1) from None
-    findings = preflight.check(plans)
+    findings = preflight.check(plans, today=today)
     out = Console()
     print_plans(plans, out)
     print_findings(findings, out)

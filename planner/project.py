@@ -11,9 +11,11 @@ import yaml
 
 from config import ConfigError, StackConfig, parse_stack_config
 from config.loader import stack_file
+from config.secrets import UNKNOWN_SECRET
 
-# What the plan passes for a secret it cannot decrypt (it has no passphrase).
-SECRET_PLACEHOLDER = "[secret]"
+# What the plan passes for a secret it cannot decrypt (it has no passphrase); the config
+# skips its format checks for it.
+SECRET_PLACEHOLDER = UNKNOWN_SECRET
 ROLE_ORDER = {"all-in-one": 0, "primary": 0, "secondary": 1, "edge": 2}
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from config import seed
 from planner.cli import plan_stacks
-from planner.engine import Execution, PlannedResource, StackPlan, execute, plan_stack
+from planner.engine import Execution, PlannedResource, StackPlan, execute
 from planner.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +38,19 @@ def prod_phase3(project: Project) -> dict[str, StackPlan]:
 
 @pytest.fixture(scope="session")
 def prod_phase2(project: Project) -> dict[str, StackPlan]:
-    """prod and prod-edge planned as in phase 2 (EKS, the Worker), once per session."""
-    primary = plan_stack(project, "prod", phase=2)
-    edge = plan_stack(project, "prod-edge", phase=2,
-                      references={primary.qualified: primary.outputs})
-    return {"prod": primary, "prod-edge": edge}
+    """Every prod stack planned as in phase 2 (EKS, the Worker), once per session."""
+    return {p.stack: p for p in plan_stacks(project, env="prod", phase=2)}
 
 
 @pytest.fixture(scope="session")
 def dev(project: Project) -> StackPlan:
     return plan_stacks(project, stack="dev")[0]
+
+
+@pytest.fixture(scope="session")
+def dev_phases(project: Project, dev: StackPlan) -> dict[int, StackPlan]:
+    """dev planned at every phase (1 is the committed one)."""
+    return {1: dev, **{n: plan_stacks(project, stack="dev", phase=n)[0] for n in (2, 3)}}
 
 
 Build = Callable[..., Execution]

@@ -411,3 +411,33 @@ def test_compute_strings_that_reach_a_shell_or_aws_are_refused_naming_the_key(ke
 ])
 def test_image_references_of_the_oci_grammar_are_accepted(image):
     assert parse(values(sofacover__compute={"appImage": image})).compute.app_image == image
+
+
+# --- secret formats (checked whenever the value is known) ----------------------------------
+
+def test_a_base64_redis_token_is_refused_by_key_and_rule_without_showing_the_value():
+    token = "q2Jk8fH1+/zT0vU9aB3cD4eF5gH6iJ7k=="  # what `openssl rand -base64 24` gives
+    (msg,) = problems(values(sofacover__redisAuthToken=token))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:redisAuthToken does not have the "
+                          "format the service requires: 16-128 printable characters")
+    assert token not in msg and "docs.aws.amazon.com/AmazonElastiCache" in msg
+
+
+def test_a_hex_redis_token_and_the_plans_placeholder_pass():
+    parse(values(sofacover__redisAuthToken="0123456789abcdef" * 4))
+    parse(values(sofacover__redisAuthToken="[secret]"))  # unknown offline: not checked
+
+
+@pytest.mark.parametrize("password, ok", [
+    ("correct-horse-battery-staple-42", True), ("short", False),
+    ("has space in it 1234", False), ('quote"in-it-1234567', False),
+    ("at@sign-in-it-1234567", False),
+])
+def test_passwords_are_checked_for_what_pgbouncer_and_libpq_would_need_escaped(password, ok):
+    vals = values(sofacover__dbAppPassword=password)
+    if ok:
+        parse(vals)
+    else:
+        (msg,) = problems(vals)
+        assert "sofacover:dbAppPassword does not have the format" in msg
+        assert password not in msg

@@ -174,5 +174,24 @@ def rules_markdown() -> str:
         "|---|---|---|---|",
     ]
     for r in sorted(RULES.values(), key=lambda r: r.id):
-        lines.append(f"| `{r.id}` | {r.summary} | {r.source} | {r.checked} |")
+        lines.append(f"| `{r.id}` | {_cell(r.summary)} | {_cell(r.source)} | {r.checked} |")
+    from config.secrets import FORMATS
+
+    lines += [
+        "",
+        "## Secret values",
+        "",
+        "Checked by the stack config (config/secrets.py) whenever the value is known: under "
+        "`pulumi up`, where the engine decrypts it. The offline plan has only a placeholder "
+        "and skips them. A broken secret is reported by key and rule, never by value.",
+        "",
+        "| key | format | source |",
+        "|---|---|---|",
+    ]
+    for key, fmt in FORMATS.items():
+        lines.append(f"| `{key}` | {_cell(fmt.rule)} | {_cell(fmt.source)} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -1,5 +1,647 @@
-"""Preflight rules: aws (see planner/preflight/__init__.py)."""
+"""Preflight rules: AWS API constraints, tags and dated offerings.
+
+Three kinds of rule, as tflint-ruleset-aws does it (anchors.md s.8):
+- constraints generated from AWS's own API models: botocore ships every service's model
+  (min/max length and value, pattern, enum per request member), so a table maps each
+  planned property to its request member and the model supplies the constraint;
+- hand-written constraints the models do not carry (documented only in the API reference:
+  ALB and target-group names, RDS identifiers, IOPS by volume type and size, ...);
+- dated offerings (engine and cluster versions, instance families) from
+  data/offerings.yaml, each row with its source and the date it was read.
+"""
 
 from __future__ import annotations
 
-from planner.preflight import Context, rule  # noqa: F401
+import datetime as dt
+import functools
+import ipaddress
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planner.engine import PlannedResource
+from planner.preflight import Context, rule, value
+
+DATA = Path(__file__).parent / "data"
+CHECKED = "2026-11-27"
+
+
+@functools.cache
+def offerings() -> dict[str, Any]:
+    return yaml.safe_load((DATA / "offerings.yaml").read_text())
+
+
+# -- constraints from AWS's API models (botocore) ------------------------------------------
+
+# (type token, planned property, service, operation, request member). A dotted property
+# reaches into an object input; the member is the API's name for the same value.
+API_MEMBERS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("aws:iam/role:Role", "name", "iam", "CreateRole", "RoleName"),
+    ("aws:iam/role:Role", "path", "iam", "CreateRole", "Path"),
+    ("aws:iam/role:Role", "description", "iam", "CreateRole", "Description"),
+    ("aws:iam/role:Role", "maxSessionDuration", "iam", "CreateRole", "MaxSessionDuration"),
+    ("aws:iam/policy:Policy", "name", "iam", "CreatePolicy", "PolicyName"),
+    ("aws:iam/instanceProfile:InstanceProfile", "name", "iam", "CreateInstanceProfile",
+     "InstanceProfileName"),
+    ("aws:iam/rolePolicy:RolePolicy", "name", "iam", "PutRolePolicy", "PolicyName"),
+    ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "policyArn", "iam",
+     "AttachRolePolicy", "PolicyArn"),
+    ("aws:cloudwatch/logGroup:LogGroup", "name", "logs", "CreateLogGroup", "logGroupName"),
+    ("aws:cloudwatch/logGroup:LogGroup", "retentionInDays", "logs", "PutRetentionPolicy",
+     "retentionInDays"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "name", "cloudwatch", "PutMetricAlarm",
+     "AlarmName"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "alarmDescription", "cloudwatch",
+     "PutMetricAlarm", "AlarmDescription"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "comparisonOperator", "cloudwatch",
+     "PutMetricAlarm", "ComparisonOperator"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "evaluationPeriods", "cloudwatch",
+     "PutMetricAlarm", "EvaluationPeriods"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "datapointsToAlarm", "cloudwatch",
+     "PutMetricAlarm", "DatapointsToAlarm"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "period", "cloudwatch", "PutMetricAlarm",
+     "Period"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "statistic", "cloudwatch", "PutMetricAlarm",
+     "Statistic"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "treatMissingData", "cloudwatch",
+     "PutMetricAlarm", "TreatMissingData"),
+    ("aws:cloudwatch/dashboard:Dashboard", "dashboardName", "cloudwatch", "PutDashboard",
+     "DashboardName"),
+    ("aws:eks/cluster:Cluster", "name", "eks", "CreateCluster", "name"),
+    ("aws:eks/addon:Addon", "addonName", "eks", "CreateAddon", "addonName"),
+    ("aws:eks/addon:Addon", "resolveConflictsOnCreate", "eks", "CreateAddon",
+     "resolveConflicts"),
+    ("aws:eks/accessEntry:AccessEntry", "type", "eks", "CreateAccessEntry", "type"),
+    ("aws:autoscaling/group:Group", "name", "autoscaling", "CreateAutoScalingGroup",
+     "AutoScalingGroupName"),
+    ("aws:autoscaling/group:Group", "healthCheckType", "autoscaling",
+     "CreateAutoScalingGroup", "HealthCheckType"),
+    ("aws:autoscaling/group:Group", "defaultInstanceWarmup", "autoscaling",
+     "CreateAutoScalingGroup", "DefaultInstanceWarmup"),
+    ("aws:autoscaling/policy:Policy", "name", "autoscaling", "PutScalingPolicy",
+     "PolicyName"),
+    ("aws:autoscaling/policy:Policy", "policyType", "autoscaling", "PutScalingPolicy",
+     "PolicyType"),
+    ("aws:lb/targetGroup:TargetGroup", "port", "elbv2", "CreateTargetGroup", "Port"),
+    ("aws:lb/targetGroup:TargetGroup", "protocol", "elbv2", "CreateTargetGroup", "Protocol"),
+    ("aws:lb/targetGroup:TargetGroup", "targetType", "elbv2", "CreateTargetGroup",
+     "TargetType"),
+    ("aws:lb/targetGroup:TargetGroup", "healthCheck.path", "elbv2", "CreateTargetGroup",
+     "HealthCheckPath"),
+    ("aws:lb/targetGroup:TargetGroup", "healthCheck.interval", "elbv2", "CreateTargetGroup",
+     "HealthCheckIntervalSeconds"),
+    ("aws:lb/targetGroup:TargetGroup", "healthCheck.timeout", "elbv2", "CreateTargetGroup",
+     "HealthCheckTimeoutSeconds"),
+    ("aws:lb/targetGroup:TargetGroup", "healthCheck.healthyThreshold", "elbv2",
+     "CreateTargetGroup", "HealthyThresholdCount"),
+    ("aws:lb/targetGroup:TargetGroup", "healthCheck.unhealthyThreshold", "elbv2",
+     "CreateTargetGroup", "UnhealthyThresholdCount"),
+    ("aws:lb/listener:Listener", "port", "elbv2", "CreateListener", "Port"),
+    ("aws:lb/listener:Listener", "protocol", "elbv2", "CreateListener", "Protocol"),
+    ("aws:lb/listenerRule:ListenerRule", "priority", "elbv2", "CreateRule", "Priority"),
+    ("aws:lb/loadBalancer:LoadBalancer", "loadBalancerType", "elbv2", "CreateLoadBalancer",
+     "Type"),
+    ("aws:kms/key:Key", "description", "kms", "CreateKey", "Description"),
+    ("aws:kms/key:Key", "deletionWindowInDays", "kms", "ScheduleKeyDeletion",
+     "PendingWindowInDays"),
+    ("aws:kms/alias:Alias", "name", "kms", "CreateAlias", "AliasName"),
+    ("aws:acm/certificate:Certificate", "domainName", "acm", "RequestCertificate",
+     "DomainName"),
+    ("aws:acm/certificate:Certificate", "validationMethod", "acm", "RequestCertificate",
+     "ValidationMethod"),
+    ("aws:ec2/flowLog:FlowLog", "trafficType", "ec2", "CreateFlowLogs", "TrafficType"),
+    ("aws:ec2/flowLog:FlowLog", "logDestinationType", "ec2", "CreateFlowLogs",
+     "LogDestinationType"),
+    ("aws:ec2/vpcEndpoint:VpcEndpoint", "vpcEndpointType", "ec2", "CreateVpcEndpoint",
+     "VpcEndpointType"),
+    ("aws:ec2/natGateway:NatGateway", "connectivityType", "ec2", "CreateNatGateway",
+     "ConnectivityType"),
+    ("aws:ec2/eip:Eip", "domain", "ec2", "AllocateAddress", "Domain"),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "clusterMode", "elasticache",
+     "CreateReplicationGroup", "ClusterMode"),
+    ("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
+     "retentionPeriod", "rds", "StartDBInstanceAutomatedBackupsReplication",
+     "BackupRetentionPeriod"),
+)
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@functools.cache
+def api_member(service: str, operation: str, member: str) -> Any:
+    """The botocore shape of one request member (its metadata holds min, max, pattern)."""
+    model = _botocore_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    if member not in shape.members:
+        raise KeyError(f"{service} {operation} has no member {member}; members: "
+                       + ", ".join(shape.members))
+    return shape.members[member]
+
+
+def botocore_version() -> str:
+    import botocore
+
+    return botocore.__version__
+
+
+@functools.cache
+def _java_pattern(pattern: str) -> re.Pattern[str] | None:
+    # AWS's patterns are Java regexes, matched against the whole value. \p{..} classes have
+    # no equivalent in Python's re: such a pattern is not checked (length still is).
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def model_problem(shape: Any, planned: Any) -> str | None:
+    """What the API model says is wrong with `planned`, or None."""
+    meta = shape.metadata
+    enum = getattr(shape, "enum", None) or []
+    if shape.type_name == "string" and isinstance(planned, str):
+        if "min" in meta and len(planned) < meta["min"]:
+            return f"{planned!r} is {len(planned)} characters; the API's minimum is {meta['min']}"
+        if "max" in meta and len(planned) > meta["max"]:
+            return f"{planned!r} is {len(planned)} characters; the API's maximum is {meta['max']}"
+        if enum and planned not in enum:
+            return f"{planned!r} is not one of {', '.join(enum)}"
+        pattern = _java_pattern(meta["pattern"]) if "pattern" in meta else None
+        if pattern is not None and not pattern.fullmatch(planned):
+            return f"{planned!r} does not match the API's pattern {meta['pattern']}"
+    if shape.type_name in ("integer", "long") and isinstance(planned, (int, float)) \
+            and not isinstance(planned, bool):
+        if "min" in meta and planned < meta["min"]:
+            return f"is {planned}; the API's minimum is {meta['min']}"
+        if "max" in meta and planned > meta["max"]:
+            return f"is {planned}; the API's maximum is {meta['max']}"
+    return None
+
+
+@rule("aws-api-model", "Lengths, patterns, enums and ranges of every planned property "
+      "mapped to its AWS API request member",
+      source="AWS API models as shipped in botocore (data/<service>/*/service-2.json)",
+      checked=CHECKED)
+def api_model(ctx: Context) -> Iterator:
+    by_type: dict[str, list[tuple[str, str, str, str]]] = {}
+    for token, prop, service, op, member in API_MEMBERS:
+        by_type.setdefault(token, []).append((prop, service, op, member))
+    for res in ctx.resources:
+        for prop, service, op, member in by_type.get(res.type, ()):
+            planned = value(res, prop)
+            if planned is None or planned == "[unknown]":
+                continue
+            problem = model_problem(api_member(service, op, member), planned)
+            if problem:
+                yield ctx.error(res, prop, problem, source=(
+                    f"AWS API model {service} {op}.{member} (botocore {botocore_version()})"))
+
+
+# -- hand-written constraints (the API reference, not the model) ---------------------------
+
+def _name_rule(pattern: str, max_len: int, words: str) -> tuple[re.Pattern[str], int, str]:
+    return re.compile(pattern), max_len, words
+
+
+ALB_NAME = _name_rule(r"(?!internal-)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", 32,
+                      "1-32 letters, digits and hyphens, not starting or ending with a "
+                      "hyphen nor starting with 'internal-'")
+# (type, property) -> (pattern, max length, words, source)
+NAMES: dict[tuple[str, str], tuple[re.Pattern[str], int, str, str]] = {
+    ("aws:lb/loadBalancer:LoadBalancer", "name"): (
+        *ALB_NAME, "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/"
+        "API_CreateLoadBalancer.html (Name)"),
+    ("aws:lb/targetGroup:TargetGroup", "name"): (
+        re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"), 32,
+        "1-32 letters, digits and hyphens, not starting or ending with a hyphen",
+        "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/"
+        "API_CreateTargetGroup.html (Name)"),
+    ("aws:rds/instance:Instance", "identifier"): (
+        re.compile(r"[a-z](?!.*--)[a-z0-9-]*(?<!-)"), 63,
+        "1-63 lowercase letters, digits and hyphens, starting with a letter, no two "
+        "consecutive hyphens, not ending with a hyphen",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html"
+        " (DBInstanceIdentifier)"),
+    ("aws:rds/parameterGroup:ParameterGroup", "name"): (
+        re.compile(r"[a-z](?!.*--)[a-z0-9-]*(?<!-)"), 255,
+        "1-255 lowercase letters, digits and hyphens, starting with a letter, no two "
+        "consecutive hyphens, not ending with a hyphen",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
+        "API_CreateDBParameterGroup.html (DBParameterGroupName)"),
+    ("aws:rds/subnetGroup:SubnetGroup", "name"): (
+        re.compile(r"[a-z0-9 ._-]+"), 255,
+        "1-255 lowercase letters, digits, spaces, periods, underscores and hyphens",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
+        "API_CreateDBSubnetGroup.html (DBSubnetGroupName)"),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "replicationGroupId"): (
+        re.compile(r"[a-z](?!.*--)[a-z0-9-]*(?<!-)"), 40,
+        "1-40 lowercase letters, digits and hyphens, starting with a letter, no two "
+        "consecutive hyphens, not ending with a hyphen",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/"
+        "API_CreateReplicationGroup.html (ReplicationGroupId)"),
+    ("aws:elasticache/subnetGroup:SubnetGroup", "name"): (
+        re.compile(r"[a-z0-9-]+"), 255, "1-255 lowercase letters, digits and hyphens",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/"
+        "API_CreateCacheSubnetGroup.html (CacheSubnetGroupName)"),
+    ("aws:elasticache/parameterGroup:ParameterGroup", "name"): (
+        re.compile(r"[a-z](?!.*--)[a-z0-9-]*(?<!-)"), 255,
+        "letters, digits and hyphens, starting with a letter, no two consecutive hyphens, "
+        "not ending with a hyphen",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/"
+        "API_CreateCacheParameterGroup.html"),
+    ("aws:ec2/securityGroup:SecurityGroup", "name"): (
+        re.compile(r"(?!sg-)[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+"), 255,
+        "1-255 of a-z A-Z 0-9 spaces and ._-:/()#,@[]+=&;{}!$*, not starting with 'sg-'",
+        "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+        "API_CreateSecurityGroup.html (GroupName)"),
+    ("aws:ec2/securityGroup:SecurityGroup", "description"): (
+        re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+"), 255,
+        "1-255 of a-z A-Z 0-9 spaces and ._-:/()#,@[]+=&;{}!$*",
+        "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+        "API_CreateSecurityGroup.html (GroupDescription)"),
+    ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "description"): (
+        re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*"), 255,
+        "0-255 of a-z A-Z 0-9 spaces and ._-:/()#,@[]+=&;{}!$*",
+        "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpRange.html"),
+    ("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "description"): (
+        re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*"), 255,
+        "0-255 of a-z A-Z 0-9 spaces and ._-:/()#,@[]+=&;{}!$*",
+        "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpRange.html"),
+    ("aws:ec2/launchTemplate:LaunchTemplate", "name"): (
+        re.compile(r"[a-zA-Z0-9().\-/_]{3,}"), 128,
+        "3-128 of letters, digits and ( ) . - / _",
+        "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+        "API_CreateLaunchTemplate.html (LaunchTemplateName)"),
+    ("aws:sns/topic:Topic", "name"): (
+        re.compile(r"[A-Za-z0-9_-]+"), 256, "1-256 letters, digits, underscores and hyphens",
+        "https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html (Name)"),
+    ("aws:s3/bucket:Bucket", "bucket"): (
+        re.compile(r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9](?!.*\.\.)[a-z0-9.-]{1,61}"
+                   r"[a-z0-9](?<!-s3alias)(?<!--ol-s3)(?<!\.mrap)(?<!--x-s3)"), 63,
+        "3-63 lowercase letters, digits, dots and hyphens, beginning and ending with a letter "
+        "or digit, no '..', no reserved prefix or suffix",
+        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html"),
+    ("aws:kms/alias:Alias", "name"): (
+        re.compile(r"alias/(?!aws/)[a-zA-Z0-9/_-]+"), 256,
+        "'alias/' then letters, digits, / _ -, not 'alias/aws/' (reserved)",
+        "https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html"),
+}
+
+
+@rule("aws-names", "Names and identifiers AWS documents but its API models do not carry: "
+      "ALB and target-group names, RDS and ElastiCache identifiers, security-group names "
+      "and rule descriptions, launch templates, SNS topics, S3 buckets, KMS aliases",
+      source="AWS API references (per property, in each finding)", checked=CHECKED)
+def names(ctx: Context) -> Iterator:
+    for res in ctx.resources:
+        for (token, prop), (pattern, max_len, words, source) in NAMES.items():
+            if res.type != token:
+                continue
+            planned = value(res, prop)
+            if not isinstance(planned, str) or planned == "[unknown]":
+                continue
+            if len(planned) > max_len or not pattern.fullmatch(planned):
+                yield ctx.error(res, prop, f"{planned!r} ({len(planned)} characters) is not "
+                                f"{words}", source=source)
+
+
+RDS_STORAGE = ("https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/"
+               "CHAP_Storage.html#gp3-storage (gp3, io1, io2 for PostgreSQL)")
+
+
+def rds_iops_problem(storage_type: str, gib: int, iops: int | None) -> str | None:
+    """What RDS for PostgreSQL refuses in (volume type, size, IOPS), or None."""
+    if storage_type == "gp3":
+        if gib < 400:
+            if iops:
+                return (f"gp3 below 400 GiB ({gib} GiB) has a fixed 3,000 IOPS baseline; RDS "
+                        f"refuses a provisioned iops ({iops}): leave it unset")
+            return None
+        if iops is not None and not 12_000 <= iops <= 64_000:
+            return f"gp3 from 400 GiB takes 12,000-64,000 IOPS; planned {iops}"
+        if iops is not None and iops > 500 * gib:
+            return f"gp3 allows at most 500 IOPS per GiB ({500 * gib} at {gib} GiB); planned {iops}"
+        return None
+    if storage_type in ("io1", "io2"):
+        if iops is None:
+            return f"{storage_type} needs a provisioned iops"
+        if not 1_000 <= iops <= 256_000:
+            return f"{storage_type} takes 1,000-256,000 IOPS; planned {iops}"
+        ratio = 50 if storage_type == "io1" else 1_000
+        if iops > ratio * gib:
+            return (f"{storage_type} allows at most {ratio} IOPS per GiB ({ratio * gib} at "
+                    f"{gib} GiB); planned {iops}")
+    return None
+
+
+@rule("aws-ranges", "Numeric ranges and combinations: RDS storage and IOPS by volume type "
+      "and size, backup retention, ElastiCache node counts, target-group health-check "
+      "timing, Auto Scaling sizes, CloudWatch alarm periods",
+      source="AWS user guides and API references (per finding)", checked=CHECKED)
+def ranges(ctx: Context) -> Iterator:
+    for res in ctx.of_type("aws:rds/instance:Instance"):
+        storage = value(res, "allocatedStorage")
+        kind = value(res, "storageType") or "gp2"
+        if isinstance(storage, int):
+            if not 20 <= storage <= 65_536:
+                yield ctx.error(res, "allocatedStorage", f"is {storage} GiB; RDS for "
+                                "PostgreSQL takes 20-65,536", source=RDS_STORAGE)
+            problem = rds_iops_problem(kind, storage, value(res, "iops"))
+            if problem:
+                yield ctx.error(res, "iops", problem, source=RDS_STORAGE)
+        retention = value(res, "backupRetentionPeriod")
+        if isinstance(retention, int) and not 0 <= retention <= 35:
+            yield ctx.error(res, "backupRetentionPeriod", f"is {retention}; RDS keeps 0-35 "
+                            "days", source="https://docs.aws.amazon.com/AmazonRDS/latest/"
+                            "APIReference/API_CreateDBInstance.html (BackupRetentionPeriod)")
+    for res in ctx.of_type("aws:elasticache/replicationGroup:ReplicationGroup"):
+        source = ("https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/"
+                  "API_CreateReplicationGroup.html")
+        count = value(res, "numCacheClusters")
+        if isinstance(count, int) and not 1 <= count <= 6:
+            yield ctx.error(res, "numCacheClusters", f"is {count}; a replication group "
+                            "without cluster mode has 1-6 nodes (a primary and up to 5 "
+                            "replicas)", source=source)
+        replicas = value(res, "replicasPerNodeGroup")
+        if isinstance(replicas, int) and not 0 <= replicas <= 5:
+            yield ctx.error(res, "replicasPerNodeGroup", f"is {replicas}; 0-5 allowed",
+                            source=source)
+        if value(res, "automaticFailoverEnabled") and isinstance(count, int) and count < 2:
+            yield ctx.error(res, "automaticFailoverEnabled", "needs at least 2 nodes "
+                            f"(numCacheClusters is {count})", source=source)
+    for res in ctx.of_type("aws:lb/targetGroup:TargetGroup"):
+        interval = value(res, "healthCheck.interval")
+        timeout = value(res, "healthCheck.timeout")
+        if isinstance(interval, int) and isinstance(timeout, int) and timeout >= interval:
+            yield ctx.error(res, "healthCheck.timeout", f"is {timeout} s but the interval is "
+                            f"{interval} s; the timeout must be shorter than the interval",
+                            source="https://docs.aws.amazon.com/elasticloadbalancing/latest/"
+                            "APIReference/API_CreateTargetGroup.html")
+    for res in ctx.of_type("aws:autoscaling/group:Group"):
+        low, high = value(res, "minSize"), value(res, "maxSize")
+        desired = value(res, "desiredCapacity")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            yield ctx.error(res, "minSize", f"{low} is above maxSize {high}",
+                            source="https://docs.aws.amazon.com/autoscaling/ec2/APIReference/"
+                            "API_CreateAutoScalingGroup.html")
+        if all(isinstance(v, int) for v in (low, high, desired)) and \
+                not low <= desired <= high:
+            yield ctx.error(res, "desiredCapacity", f"{desired} is outside {low}-{high}",
+                            source="https://docs.aws.amazon.com/autoscaling/ec2/APIReference/"
+                            "API_CreateAutoScalingGroup.html")
+    for res in ctx.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        yield from _alarm_periods(ctx, res)
+        missing = value(res, "treatMissingData")
+        if missing is not None and missing not in TREAT_MISSING:
+            yield ctx.error(res, "treatMissingData", f"{missing!r} is not one of "
+                            f"{', '.join(TREAT_MISSING)}", source=ALARM_SOURCE)
+    for res in ctx.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        days = value(res, "retentionInDays")
+        if days is not None and days not in LOG_RETENTION_DAYS:
+            yield ctx.error(res, "retentionInDays", f"is {days}; CloudWatch Logs keeps one of "
+                            f"{', '.join(map(str, LOG_RETENTION_DAYS))} days",
+                            source="https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/"
+                            "APIReference/API_PutRetentionPolicy.html")
+    for res in ctx.of_type("aws:kms/key:Key"):
+        window = value(res, "deletionWindowInDays")
+        if isinstance(window, int) and not 7 <= window <= 30:
+            yield ctx.error(res, "deletionWindowInDays", f"is {window}; KMS waits 7-30 days",
+                            source="https://docs.aws.amazon.com/kms/latest/APIReference/"
+                            "API_ScheduleKeyDeletion.html (PendingWindowInDays)")
+
+
+TREAT_MISSING = ("breaching", "notBreaching", "ignore", "missing")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+
+
+ALARM_SOURCE = ("https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/"
+                "API_PutMetricAlarm.html (Period, EvaluationPeriods)")
+
+
+def _alarm_periods(ctx: Context, res: PlannedResource) -> Iterator:
+    periods = []
+    if isinstance(value(res, "period"), int):
+        periods.append(("period", value(res, "period")))
+    for i, query in enumerate(value(res, "metricQueries") or []):
+        period = (query.get("metric") or {}).get("period") if isinstance(query, dict) else None
+        if isinstance(period, int):
+            periods.append((f"metricQueries[{i}].metric.period", period))
+    evaluations = value(res, "evaluationPeriods")
+    for prop, period in periods:
+        if period not in (10, 20, 30) and period % 60:
+            yield ctx.error(res, prop, f"is {period} s; CloudWatch takes 10, 20, 30 or a "
+                            "multiple of 60", source=ALARM_SOURCE)
+        if isinstance(evaluations, int) and period * evaluations > 86_400 and period < 3600:
+            yield ctx.error(res, "evaluationPeriods", f"{evaluations} x {period} s is over "
+                            "one day; alarms on periods under an hour evaluate at most 86,400 s",
+                            source=ALARM_SOURCE)
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+TAG_SOURCE = ("https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html "
+              "(Tag naming limits and requirements)")
+# Letters, spaces, digits and _ . : / = + - @ (the documented set, ASCII letters and
+# digits plus any Unicode letter).
+_TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*", re.UNICODE)
+MAX_TAGS = 50
+
+
+def _provider_tags(ctx: Context, res: PlannedResource) -> dict[str, str]:
+    if not res.provider:
+        return {}
+    urn = res.provider.rsplit("::", 1)[0]
+    for provider in ctx.plan.resources:
+        if provider.urn == urn:
+            tags = (value(provider, "defaultTags") or {})
+            if isinstance(tags, str):  # providers carry object inputs as JSON strings
+                import json
+
+                tags = json.loads(tags)
+            return dict(tags.get("tags") or {})
+    return {}
+
+
+@rule("aws-tags", "Tag keys and values AWS accepts, at most 50 a resource counting the "
+      "provider's default tags, no `aws:` prefix",
+      source=TAG_SOURCE, checked=CHECKED)
+def tags(ctx: Context) -> Iterator:
+    for res in ctx.resources:
+        if not res.type.startswith("aws:"):
+            continue
+        own = value(res, "tags")
+        if not isinstance(own, dict) and not res.provider:
+            continue
+        merged = {**_provider_tags(ctx, res), **(own if isinstance(own, dict) else {})}
+        if not merged or "tags" not in res.inputs and not own:
+            continue
+        if len(merged) > MAX_TAGS:
+            yield ctx.error(res, "tags", f"{len(merged)} tags with the provider's default "
+                            f"tags; AWS allows {MAX_TAGS}")
+        for key, val in merged.items():
+            if not 1 <= len(key) <= 128 or not _TAG_TEXT.fullmatch(key):
+                yield ctx.error(res, f"tags.{key}", "a tag key is 1-128 letters, digits, "
+                                "spaces and _ . : / = + - @")
+            elif key.lower().startswith("aws:"):
+                yield ctx.error(res, f"tags.{key}", "the aws: prefix is reserved for AWS")
+            if not isinstance(val, str) or len(val) > 256 or not _TAG_TEXT.fullmatch(val):
+                yield ctx.error(res, f"tags.{key}", f"value {val!r} is not 0-256 letters, "
+                                "digits, spaces and _ . : / = + - @")
+
+
+# -- dated offerings ---------------------------------------------------------------------------
+
+def _date(text: Any) -> dt.date:
+    return text if isinstance(text, dt.date) else dt.date.fromisoformat(str(text))
+
+
+def support_finding(ctx: Context, res: PlannedResource, prop: str, what: str,
+                    ends: dt.date | None, source: str, warn_days: int = 90) -> Iterator:
+    """Error past the end of standard support, warning within `warn_days` of it."""
+    if ends is None:
+        return
+    if ctx.today > ends:
+        yield ctx.error(res, prop, f"{what} left standard support on {ends}; new resources "
+                        "on it are billed as extended support: choose a supported version",
+                        source=source)
+    elif (ends - ctx.today).days <= warn_days:
+        yield ctx.warning(res, prop, f"{what} leaves standard support on {ends} "
+                          f"({(ends - ctx.today).days} days): plan the upgrade", source=source)
+
+
+@rule("aws-rds-engine-version", "RDS for PostgreSQL engine versions AWS still creates, and "
+      "their end of standard support (a minor version pins a version AWS retires)",
+      source="data/offerings.yaml rds_postgres (RDS release calendar, AWS Health notices)",
+      checked=CHECKED)
+def rds_engine_version(ctx: Context) -> Iterator:
+    data = offerings()["rds_postgres"]
+    majors = {row["major"]: row for row in data["majors"]}
+    for res in ctx.of_type("aws:rds/instance:Instance"):
+        version = value(res, "engineVersion")
+        if value(res, "engine") not in (None, "postgres") or not isinstance(version, str):
+            continue
+        major = version.split(".")[0]
+        if major not in majors:
+            yield ctx.error(res, "engineVersion", f"{version!r}: RDS for PostgreSQL creates "
+                            f"majors {', '.join(majors)}", source=data["majors"][0]["source"])
+            continue
+        for retired in data["retired_minors"]:
+            if version in retired["versions"] and ctx.today >= _date(retired["no_create_from"]):
+                yield ctx.error(res, "engineVersion", f"{version} can no longer be created "
+                                f"(since {retired['no_create_from']}); name the major version "
+                                f"({major!r}) and let automatic minor upgrades choose, or "
+                                f"{retired['upgrade_to'].get(major, 'a newer minor')}+",
+                                source=retired["source"])
+        row = majors[major]
+        yield from support_finding(ctx, res, "engineVersion", f"PostgreSQL {major}",
+                                   _date(row["standard_support_ends"]), row["source"])
+
+
+@rule("aws-rds-instance-class", "RDS instance classes: `db.<family>.<size>` of a family RDS "
+      "for PostgreSQL offers",
+      source="data/offerings.yaml rds_postgres.instance_families", checked=CHECKED)
+def rds_instance_class(ctx: Context) -> Iterator:
+    data = offerings()["rds_postgres"]["instance_families"]
+    for res in ctx.of_type("aws:rds/instance:Instance"):
+        cls = value(res, "instanceClass")
+        if not isinstance(cls, str):
+            continue
+        family = ".".join(cls.split(".")[:2])
+        if cls.count(".") != 2 or family not in data["families"]:
+            yield ctx.error(res, "instanceClass", f"{cls!r} is not a class of a family RDS for "
+                            f"PostgreSQL offers ({', '.join(data['families'])})",
+                            source=data["source"])
+
+
+@rule("aws-eks-version", "EKS Kubernetes versions: refused past standard support, warned "
+      "90 days before",
+      source="data/offerings.yaml eks (EKS Kubernetes version lifecycle)", checked=CHECKED)
+def eks_version(ctx: Context) -> Iterator:
+    data = offerings()["eks"]
+    versions = {row["version"]: row for row in data["versions"]}
+    for res in ctx.of_type("aws:eks/cluster:Cluster"):
+        version = value(res, "version")
+        if not isinstance(version, str):
+            continue
+        row = versions.get(version)
+        if row is None:
+            yield ctx.error(res, "version", f"{version!r} is not an EKS version this project "
+                            f"knows ({', '.join(versions)}); add it to "
+                            "planner/preflight/data/offerings.yaml with its dates",
+                            source=data["versions"][-1]["source"])
+            continue
+        yield from support_finding(ctx, res, "version", f"Kubernetes {version} on EKS",
+                                   _date(row["standard_support_ends"]), row["source"],
+                                   data["warn_days"])
+
+
+@rule("aws-elasticache-engine", "ElastiCache engine and version offered, parameter-group "
+      "family matching it, node type of a current family",
+      source="data/offerings.yaml elasticache", checked=CHECKED)
+def elasticache_engine(ctx: Context) -> Iterator:
+    data = offerings()["elasticache"]
+    offered = {(row["engine"], row["version"]): row for row in data["engines"]}
+    groups = {r.urn: r for r in ctx.of_type("aws:elasticache/parameterGroup:ParameterGroup")}
+    for res in ctx.of_type("aws:elasticache/replicationGroup:ReplicationGroup"):
+        engine = value(res, "engine") or "redis"
+        version = value(res, "engineVersion")
+        if isinstance(version, str):
+            short = ".".join(version.split(".")[:2])
+            row = offered.get((engine, short))
+            if row is None:
+                yield ctx.error(res, "engineVersion", f"{engine} {version} is not offered; "
+                                "offered: " + ", ".join(f"{e} {v}" for e, v in offered),
+                                source=data["engines"][0]["source"])
+            else:
+                ends = row.get("standard_support_ends")
+                yield from support_finding(ctx, res, "engineVersion", f"{engine} {short}",
+                                           _date(ends) if ends else None, row["source"])
+                family = data["parameter_families"].get(f"{engine}{short}")
+                for group in groups.values():
+                    if value(group, "family") not in (None, family):
+                        yield ctx.error(group, "family", f"{value(group, 'family')} does not "
+                                        f"match {engine} {short} (family {family})",
+                                        source=row["source"])
+        node = value(res, "nodeType")
+        families = data["node_families"]
+        if isinstance(node, str) and ".".join(node.split(".")[:2]) not in families["families"]:
+            yield ctx.error(res, "nodeType", f"{node!r} is not of a current node family "
+                            f"({', '.join(families['families'])})", source=families["source"])
+
+
+@rule("aws-cidr", "VPC and subnet CIDR blocks: valid, /16 to /28, subnets inside their VPC",
+      source="https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html",
+      checked=CHECKED)
+def cidrs(ctx: Context) -> Iterator:
+    vpcs: dict[str, ipaddress.IPv4Network] = {}
+    for res in ctx.of_type("aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet"):
+        text = value(res, "cidrBlock")
+        if not isinstance(text, str):
+            continue
+        try:
+            net = ipaddress.IPv4Network(text)
+        except ValueError as exc:
+            yield ctx.error(res, "cidrBlock", f"{text!r} is not an IPv4 CIDR block ({exc})")
+            continue
+        if not 16 <= net.prefixlen <= 28:
+            yield ctx.error(res, "cidrBlock", f"{text} is a /{net.prefixlen}; AWS takes /16 "
+                            "to /28")
+        if res.type == "aws:ec2/vpc:Vpc":
+            vpcs[res.id or res.urn] = net
+    for res in ctx.of_type("aws:ec2/subnet:Subnet"):
+        text, vpc = value(res, "cidrBlock"), value(res, "vpcId")
+        if isinstance(text, str) and vpc in vpcs:
+            try:
+                net = ipaddress.IPv4Network(text)
+            except ValueError:
+                continue
+            if not net.subnet_of(vpcs[vpc]):
+                yield ctx.error(res, "cidrBlock", f"{text} is outside its VPC {vpcs[vpc]}")
