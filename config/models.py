@@ -527,6 +527,33 @@ def _check_topology(cfg: StackConfig) -> None:
                                       cfg.database.max_connections)
         if problem:
             raise rule("pgbouncer.maxServerConnections", problem)
+        _check_pgbouncer_topology(cfg)
+
+
+def _check_pgbouncer_topology(cfg: StackConfig) -> None:
+    """The pooler's shape on the stack's platform: the same rules components/pgbouncer.py
+    applies, here so a stack file that breaks them fails before anything is created."""
+    assert cfg.pgbouncer is not None and cfg.database is not None
+    pgb = cfg.pgbouncer
+    if cfg.compute is None or cfg.compute.platform == "ec2":
+        hosts = cfg.compute.max_size if cfg.compute is not None else pgb.replicas
+        if pgb.max_server_connections // hosts < 1:
+            raise rule("pgbouncer.maxServerConnections", f"is {pgb.max_server_connections} "
+                       f"but every one of up to {hosts} instances (compute.maxSize) runs a "
+                       "PgBouncer sidecar: each would get no server connection; raise it or "
+                       "lower compute.maxSize")
+        return
+    if pgb.replicas < 2:
+        raise rule("pgbouncer.replicas", f"is {pgb.replicas} but compute.platform is "
+                   "kubernetes; PgBouncer runs at least 2 pods there so a drain or a node "
+                   "loss keeps the pool up")
+    # A rolling update surges one pod while a draining one still holds its connections.
+    per_pod = pgb.max_server_connections // pgb.replicas
+    problem = pool_budget_problem(per_pod * (pgb.replicas + 1), cfg.database.max_connections)
+    if problem:
+        raise rule("pgbouncer.replicas", f"is {pgb.replicas}: during a rolling update "
+                   f"{pgb.replicas + 1} pods hold {per_pod} server connections each, and "
+                   + problem.replace("is ", "that is ", 1))
 
 
 def pool_budget_problem(max_server_connections: int, max_connections: int) -> str | None:

@@ -119,7 +119,9 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
                      "maxAllocatedStorageGb": 100, "iops": 3_000, "multiAz": False,
                      "backupRetentionDays": 7, "maxConnections": 100},
         "cache": {"nodeType": "cache.t4g.medium", "numNodes": 2},
-        "pgbouncer": {"replicas": 1, "maxServerConnections": 40, "maxClientConnections": 200},
+        # Two pods, not one: from phase 2 dev runs on Kubernetes, where one pod would drop
+        # the pool on every drain (on ec2, phase 1, each instance runs its own sidecar).
+        "pgbouncer": {"replicas": 2, "maxServerConnections": 40, "maxClientConnections": 200},
     },
     "prod": {
         "network": {"natGateways": "perAz", "flowLogs": {"retentionDays": 365}},

@@ -311,6 +311,7 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
             _sync_await(run_in_stack(wrapped))
             outputs.update({k: _resolve(v) for k, v in sorted(roots[0].outputs.items())})
         finally:
+            _cancel_pending(loop)
             monitor.close_loops()
             loop.close()
             asyncio.set_event_loop(None)
@@ -349,6 +350,16 @@ def plan_stack(project: Project, stack: str, *, phase: int | None = None,
                      role=cfg.role, phase=cfg.phase, region=cfg.region,
                      resources=run.resources, outputs=run.outputs, messages=run.messages,
                      config=cfg)
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    # A failed program leaves outputs pending; cancel them and let them unwind, as
+    # asyncio.run does, instead of destroying them with the loop (which logs every one).
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 class _ListLogger(logging.Logger):

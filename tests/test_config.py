@@ -441,3 +441,31 @@ def test_passwords_are_checked_for_what_pgbouncer_and_libpq_would_need_escaped(p
         (msg,) = problems(vals)
         assert "sofacover:dbAppPassword does not have the format" in msg
         assert password not in msg
+
+
+# --- PgBouncer's shape on the platform (the component's rules, checked at config time) -----
+
+def test_one_pgbouncer_pod_on_kubernetes_is_refused_at_config_time():
+    (msg,) = problems(values(sofacover__phase="2", sofacover__pgbouncer={"replicas": 1}))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:pgbouncer.replicas is 1 but "
+                          "compute.platform is kubernetes")
+    parse(values(sofacover__phase="2", sofacover__pgbouncer={"replicas": 2}))
+    parse(values(sofacover__phase="1", sofacover__pgbouncer={"replicas": 1}))  # ec2: sidecars
+
+
+def test_pgbouncer_pools_must_fit_max_connections_during_a_rolling_update():
+    # 2 pods x 98 = 196 fit 200 - 3 reserved; the surge pod makes 3 x 98 = 294, which does not.
+    (msg,) = problems(values(sofacover__phase="2", sofacover__pgbouncer={
+        "replicas": 2, "maxServerConnections": 196}))
+    assert "sofacover:pgbouncer.replicas is 2: during a rolling update 3 pods" in msg
+
+
+def test_every_sidecar_gets_a_server_connection_on_ec2():
+    (msg,) = problems(values(sofacover__pgbouncer={"maxServerConnections": 7},
+                             sofacover__compute={"maxSize": 8}))
+    assert "sofacover:pgbouncer.maxServerConnections is 7 but every one of up to 8" in msg
+
+
+def test_dev_plans_on_kubernetes_with_its_preset_pgbouncer(project):
+    cfg = project.stack_config("dev", phase=2)
+    assert cfg.compute.platform == "kubernetes" and cfg.pgbouncer.replicas >= 2
