@@ -390,6 +390,34 @@ class PrimaryRef(Model):
     region: Region
 
 
+# Cloudflare zone plans, lowest first, and the paid add-ons (account subscriptions) the edge
+# can use. What each feature needs comes from Cloudflare's plan table (cloudflare-docs
+# src/content/plans/index.json, shown as "Availability" on each feature's page on
+# developers.cloudflare.com), read 2026-11-27; planner/preflight/cloudflare.py checks the
+# planned resources against the same facts.
+EdgePlan = Literal["free", "pro", "business", "enterprise"]
+EdgeAddOn = Literal["loadBalancing", "argo", "workersPaid"]
+EDGE_PLANS: tuple[str, ...] = ("free", "pro", "business", "enterprise")
+
+
+def plan_includes(plan: str, needed: str) -> bool:
+    """True when `plan` is `needed` or higher."""
+    return EDGE_PLANS.index(plan) >= EDGE_PLANS.index(needed)
+
+
+# EdgeConfig switch -> (what it turns on, the lowest plan, the add-on it needs).
+EDGE_FEATURES: dict[str, tuple[str, str, str | None]] = {
+    "image_optimization": ("Polish and WebP", "pro", None),
+    "tiered_cache": ("Smart Tiered Cache", "free", None),
+    "regional_tiered_cache": ("Regional Tiered Cache", "enterprise", None),
+    "api_edge_cache": ("the API-caching Worker", "free", None),
+    "geo_load_balancing": ("geo load balancing", "free", "loadBalancing"),
+}
+# The lowest Edge Cache TTL a cache rule may set on each plan.
+EDGE_TTL_MINIMUM_SECONDS: dict[str, int] = {"free": 7200, "pro": 3600, "business": 1,
+                                            "enterprise": 1}
+
+
 class EdgeConfig(Model):
     """`sofacover:edge`: the Cloudflare edge (its own stack in prod, deployed last)."""
 
@@ -400,6 +428,12 @@ class EdgeConfig(Model):
     """Region -> the stack serving it (prod edge); empty: this stack's own ALB."""
     hostnames: list[str] = ["@", "www", "api"]
     """Proxied names in the zone ("@" is the apex)."""
+    plan: EdgePlan = "free"
+    """The zone's Cloudflare plan. A feature above it is refused; `auto` follows it."""
+    add_ons: list[EdgeAddOn] = []
+    """Paid add-ons on the account: loadBalancing, argo, workersPaid."""
+    # Each switch is true, false or `auto` (the phase presets' value for a feature the plan
+    # may lack): on when the plan and add-ons include it (EDGE_FEATURES).
     image_optimization: bool
     tiered_cache: bool
     regional_tiered_cache: bool
@@ -408,6 +442,44 @@ class EdgeConfig(Model):
     html_edge_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     geo_load_balancing: bool
     health_check_path: str = "/healthz"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_features(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        plan, add_ons = data.get("plan", "free"), data.get("addOns", [])
+        if plan not in EDGE_PLANS or not isinstance(add_ons, list):
+            return data  # the field validators say what is wrong
+        out = dict(data)
+        for feature, (_, needed, add_on) in EDGE_FEATURES.items():
+            key = to_camel(feature)
+            if out.get(key) == "auto":
+                out[key] = plan_includes(plan, needed) and (add_on is None or add_on in add_ons)
+        return out
+
+    @model_validator(mode="after")
+    def _plan(self) -> EdgeConfig:
+        for feature, (title, needed, add_on) in EDGE_FEATURES.items():
+            if not getattr(self, feature):
+                continue
+            if not plan_includes(self.plan, needed):
+                raise rule(to_camel(feature), f"is on but plan is {self.plan!r}; {title} needs "
+                           f"the {needed} plan or higher: raise sofacover:edge.plan, or set "
+                           "it to auto (on only where the plan has it) or false")
+            if add_on is not None and add_on not in self.add_ons:
+                raise rule(to_camel(feature), f"is on but addOns has no {add_on!r}; {title} "
+                           f"is a paid add-on: add {add_on} to sofacover:edge.addOns once it "
+                           "is bought, or set it to false")
+        minimum = EDGE_TTL_MINIMUM_SECONDS[self.plan]
+        if self.html_edge_ttl_seconds < minimum:
+            needed = next((f"the {p} plan or higher" for p in EDGE_PLANS
+                           if EDGE_TTL_MINIMUM_SECONDS[p] <= self.html_edge_ttl_seconds),
+                          "a plan Cloudflare does not offer")
+            raise rule("htmlEdgeTtlSeconds", f"is {self.html_edge_ttl_seconds} but the "
+                       f"{self.plan} plan's minimum Edge Cache TTL is {minimum} s; "
+                       f"{self.html_edge_ttl_seconds} s needs {needed}")
+        return self
 
 
 class StackConfig(Model):

@@ -96,14 +96,17 @@ PHASES: dict[int, dict[str, Any]] = {
     2: {
         # Project choice: pods on EKS from phase 2, where the plan's HPA takes over.
         "compute": {"platform": "kubernetes"},
-        "edge": {"imageOptimization": True, "tieredCache": True, "apiEdgeCache": True},
+        # "auto": on where the zone's plan has it (Polish and WebP: Pro and up).
+        "edge": {"imageOptimization": "auto", "tieredCache": True, "apiEdgeCache": True},
     },
     3: {
         # Every region serves; ap-southeast-1 gets a replica too (project choice: its reads
         # would otherwise cross the Pacific and miss the < 1 s target).
         "regions": {"serving": [seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS],
                     "readReplicas": list(seed.SECONDARY_REGIONS)},
-        "edge": {"geoLoadBalancing": True, "regionalTieredCache": True},
+        # Geo load balancing needs the loadBalancing add-on (refused without it); Regional
+        # Tiered Cache is Enterprise-only, so "auto" leaves it off on lower plans.
+        "edge": {"geoLoadBalancing": True, "regionalTieredCache": "auto"},
     },
 }
 
@@ -129,6 +132,10 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "database": {"backupReplicationRegion": seed.READ_REPLICA_REGIONS[0]},
         # The edge fronts prod: the ALB admits only Cloudflare's ranges.
         "compute": {"originAccess": "cloudflare", "accessLogDays": 365},
+        # Cloudflare Business ($200/month, anchors.md s.5; the seed's budget names Pro or
+        # Business): pages cached at the edge for 2 minutes need an Edge Cache TTL under
+        # Pro's 1-hour minimum. Add-ons are purchases: each stack file lists its own.
+        "edge": {"plan": "business"},
     },
 }
 

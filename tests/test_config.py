@@ -343,14 +343,16 @@ def test_backups_are_replicated_to_another_region_in_prod():
 
 
 def _edge(**edge) -> dict:
-    return {"zoneName": "sofacoverpro.com", "accountId": "a" * 32, **edge}
+    # Phase 3's geo load balancing needs the Load Balancing add-on (EdgeConfig).
+    return {"zoneName": "sofacoverpro.com", "accountId": "a" * 32,
+            "addOns": ["loadBalancing"], **edge}
 
 
 def edge_stack(phase: str, origins: dict) -> dict[str, str]:
     return without_data_secrets(values(aws__region=None, sofacover__role="edge",
                                        sofacover__phase=phase,
                                        sofacover__edge=_edge(origins=origins),
-                                       **{"cloudflare:apiToken": "[secret]"}))
+                                       **{"cloudflare:apiToken": UNKNOWN_SECRET}))
 
 
 def test_edge_origins_must_cover_every_serving_region():
@@ -469,3 +471,57 @@ def test_every_sidecar_gets_a_server_connection_on_ec2():
 def test_dev_plans_on_kubernetes_with_its_preset_pgbouncer(project):
     cfg = project.stack_config("dev", phase=2)
     assert cfg.compute.platform == "kubernetes" and cfg.pgbouncer.replicas >= 2
+
+
+# --- Cloudflare plan and add-ons (sofacover:edge.plan, addOns) ----------------------------
+
+def _edge_at(phase: str, **edge) -> dict[str, str]:
+    origins = {r: f"prod-{r}" for r in seed.SECONDARY_REGIONS} | {seed.PRIMARY_REGION: "prod"}
+    return without_data_secrets(values(
+        aws__region=None, sofacover__role="edge", sofacover__phase=phase,
+        sofacover__edge=_edge(origins=origins, **edge), **{"cloudflare:apiToken": "[secret]"}))
+
+
+def test_committed_prod_edge_is_on_business_with_load_balancing(project):
+    edge = project.stack_config("prod-edge").edge
+    assert edge.plan == "business"
+    assert {"loadBalancing", "workersPaid"} <= set(edge.add_ons)
+
+
+def test_plan_bound_presets_follow_the_plan():
+    for plan, polish, regional in (("free", False, False), ("pro", True, False),
+                                   ("business", True, False), ("enterprise", True, True)):
+        edge = parse(_edge_at("3", plan=plan, htmlEdgeTtlSeconds=7200)).edge
+        assert (edge.image_optimization, edge.regional_tiered_cache) == (polish, regional), plan
+        assert edge.tiered_cache and edge.geo_load_balancing
+
+
+def test_a_feature_above_the_plan_is_refused_with_the_plan_it_needs():
+    (msg,) = problems(_edge_at("3", plan="business", regionalTieredCache=True))
+    assert "sofacover:edge.regionalTieredCache is on but plan is 'business'" in msg
+    assert "needs the enterprise plan" in msg
+    (msg,) = problems(_edge_at("2", plan="free", imageOptimization=True,
+                               htmlEdgeTtlSeconds=7200))
+    assert "sofacover:edge.imageOptimization is on but plan is 'free'" in msg
+    assert "needs the pro plan" in msg
+    assert parse(_edge_at("3", plan="enterprise", regionalTieredCache=True))
+
+
+def test_geo_load_balancing_needs_the_load_balancing_add_on():
+    (msg,) = problems(_edge_at("3", plan="business", addOns=[]))
+    assert "sofacover:edge.geoLoadBalancing is on but addOns has no 'loadBalancing'" in msg
+    assert parse(_edge_at("3", plan="business", addOns=[], geoLoadBalancing=False))
+
+
+def test_html_edge_ttl_must_reach_the_plans_minimum():
+    (msg,) = problems(_edge_at("1", plan="pro", htmlEdgeTtlSeconds=120))
+    assert "sofacover:edge.htmlEdgeTtlSeconds is 120 but the pro plan's minimum" in msg
+    assert "needs the business plan" in msg
+    assert parse(_edge_at("1", plan="pro", htmlEdgeTtlSeconds=3600))
+
+
+def test_unknown_plan_or_add_on_is_refused():
+    msgs = problems(_edge_at("1", plan="premium"))
+    assert any("sofacover:edge.plan" in m and "premium" in m for m in msgs)
+    msgs = problems(_edge_at("1", plan="business", addOns=["railgun"]))
+    assert any("sofacover:edge.addOns" in m and "railgun" in m for m in msgs)
