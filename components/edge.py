@@ -7,7 +7,9 @@ imports this module: pulumi_cloudflare costs seconds of import time.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,12 @@ from pathlib import Path
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from config.models import EdgeConfig
+from config.models import EdgeConfig, plan_includes
 
-WORKER_SOURCE = Path(__file__).resolve().parents[1] / "workers" / "api-cache.js"
+WORKERS = Path(__file__).resolve().parents[1] / "workers"
+WORKER_SOURCE = WORKERS / "api-cache.js"
+"""The Worker's main module; it exports only its handler and imports the rest."""
+WORKER_MODULE_TYPE = "application/javascript+module"
 # The public API reads the Worker serves (the Worker re-checks the path itself).
 WORKER_PATHS = ("/api/catalog*", "/api/products*", "/api/categories*")
 STATIC_EXTENSIONS = ("js", "css", "woff2", "png", "jpg", "jpeg", "webp", "avif", "gif",
@@ -27,14 +32,19 @@ MARKETING_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm
 # Paths and cookies that mark personal traffic: never cached.
 PRIVATE_PATHS = ("/cart", "/checkout", "/account", "/api/cart", "/api/checkout",
                  "/api/account")
-SESSION_COOKIE = "sofacover_session"
+# Cookies of signed-in or personal traffic, `<name>` or `<name>_<anything>`: the Worker's
+# bypass (workers/api-cache-lib.js CREDENTIAL_COOKIES) uses the same names, a test keeps
+# the two lists equal.
+CREDENTIAL_COOKIES = ("session", "sofacover_session", "auth", "cart")
 YEAR = 31_536_000
+# No `brotli`: Cloudflare deprecated the setting and its API (end of life 2024-06-14) and
+# compresses with Brotli on every zone (developers.cloudflare.com/fundamentals/api/
+# reference/deprecations/).
 ZONE_SETTINGS: dict[str, str] = {
     "ssl": "strict",              # Full (strict): the origin's certificate is verified
     "min_tls_version": "1.2",
     "always_use_https": "on",
     "http3": "on",
-    "brotli": "on",
 }
 IMAGE_SETTINGS: dict[str, str] = {"polish": "lossless", "webp": "on"}
 # Cloudflare geo regions -> AWS regions, nearest first; the primary is always the last resort.
@@ -65,6 +75,10 @@ class EdgeArgs:
     origins: Sequence[Origin]
     """Serving regions, the primary first: DNS points at it and it is the fallback pool."""
     hostnames: Sequence[str] = ("@", "www", "api")
+    plan: str = "free"
+    """The zone's Cloudflare plan; decides what the cache rules may use (custom cache keys
+    are Enterprise-only)."""
+    add_ons: Sequence[str] = ()
     image_optimization: bool = False
     tiered_cache: bool = False
     regional_tiered_cache: bool = False
@@ -77,7 +91,8 @@ class EdgeArgs:
     @classmethod
     def from_config(cls, cfg: EdgeConfig, origins: Sequence[Origin]) -> EdgeArgs:
         return cls(zone_name=cfg.zone_name, account_id=cfg.account_id, origins=tuple(origins),
-                   hostnames=tuple(cfg.hostnames), image_optimization=cfg.image_optimization,
+                   hostnames=tuple(cfg.hostnames), plan=cfg.plan, add_ons=tuple(cfg.add_ons),
+                   image_optimization=cfg.image_optimization,
                    tiered_cache=cfg.tiered_cache,
                    regional_tiered_cache=cfg.regional_tiered_cache,
                    api_edge_cache=cfg.api_edge_cache,
@@ -99,12 +114,21 @@ def cache_rules(args: EdgeArgs) -> list[dict]:
     order and a later rule's settings win, so the bypass rule comes last."""
     exts = " ".join(f'"{e}"' for e in STATIC_EXTENSIONS)
     static = f"http.request.uri.path.extension in {{{exts}}}"
-    cache_key = {"ignore_query_strings_order": True, "custom_key": {
-        "query_string": {"exclude": {"lists": list(MARKETING_PARAMS)}}}}
+    # Sorting the query is on every plan; leaving marketing parameters out of the key is a
+    # custom cache key, which only Enterprise has (Cloudflare's cache-key plan table). Below
+    # Enterprise they split the cache; the API Worker drops them from its own key.
+    cache_key: dict = {"ignore_query_strings_order": True}
+    if plan_includes(args.plan, "enterprise"):
+        cache_key["custom_key"] = {
+            "query_string": {"exclude": {"lists": list(MARKETING_PARAMS)}}}
+    # Substring tests: `contains "cart="` also matches `mycart=`; bypassing too much is
+    # the safe side.
+    cookies = [f'lower(http.cookie) contains "{c}{sep}"' for c in CREDENTIAL_COOKIES
+               for sep in ("=", "_")]
     private = " or ".join(
         [f'starts_with(http.request.uri.path, "{p}")' for p in PRIVATE_PATHS]
-        + [f'http.cookie contains "{SESSION_COOKIE}"',
-           'any(lower(http.request.headers.names[*])[*] == "authorization")',
+        + cookies
+        + ['any(lower(http.request.headers.names[*])[*] == "authorization")',
            '(starts_with(http.request.uri.path, "/api/") and http.request.method ne "GET")'])
     return [
         {"ref": "static_assets", "description": "Fingerprinted static assets and images: a year",
@@ -125,6 +149,29 @@ def cache_rules(args: EdgeArgs) -> list[dict]:
          "expression": private, "action": "set_cache_settings", "enabled": True,
          "action_parameters": {"cache": False}},
     ]
+
+
+_RELATIVE_IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["']\./([^"']+)["']""",
+                              re.MULTILINE)
+
+
+def module_imports(source: str) -> list[str]:
+    """The sibling modules an ES module imports (`from "./x.js"`), in order."""
+    return _RELATIVE_IMPORT.findall(source)
+
+
+def worker_modules(main: Path) -> dict[str, str]:
+    """Every module the main module reaches through relative imports: part name -> text.
+    The main module itself is not among them (it is the script's `content`)."""
+    found: dict[str, str] = {}
+    pending = module_imports(main.read_text())
+    while pending:
+        part = pending.pop(0)
+        if part in found or part == main.name:
+            continue
+        found[part] = (main.parent / part).read_text()
+        pending.extend(module_imports(found[part]))
+    return found
 
 
 class Edge(pulumi.ComponentResource):
@@ -164,6 +211,11 @@ class Edge(pulumi.ComponentResource):
                            description="Static a year, HTML briefly, private never",
                            rules=cache_rules(args), opts=child)
         if args.tiered_cache:
+            # Tiered Cache on, then its Smart topology: the two calls of Cloudflare's
+            # "Enable Tiered Cache via API" (developers.cloudflare.com/cache/how-to/
+            # tiered-cache/); both are on every plan.
+            cloudflare.ArgoTieredCaching(f"{name}-tiered-caching", zone_id=zone_id,
+                                         value="on", opts=child)
             cloudflare.TieredCache(f"{name}-tiered-cache", zone_id=zone_id, value="on",
                                    opts=child)
         if args.regional_tiered_cache:
@@ -172,16 +224,25 @@ class Edge(pulumi.ComponentResource):
 
         if args.api_edge_cache:
             source = WORKER_SOURCE.read_text()
+            modules = worker_modules(WORKER_SOURCE)
+            digest = hashlib.sha256(source.encode())
+            for text in modules.values():
+                digest.update(text.encode())
             script = cloudflare.WorkersScript(
                 f"{name}-api-cache", account_id=args.account_id,
-                script_name=f"{name}-api-cache", main_module="api-cache.js",
+                script_name=f"{name}-api-cache", main_module=WORKER_SOURCE.name,
                 content=source, compatibility_date="2025-09-01",
+                # The modules the main module imports, each a part of the upload named as
+                # the import names it.
+                files={part: {"content_type": WORKER_MODULE_TYPE,
+                              "content_base64": base64.b64encode(text.encode()).decode(),
+                              "content_sha256": hashlib.sha256(text.encode()).hexdigest()}
+                       for part, text in modules.items()},
                 bindings=[{"name": "CACHE_TTL_SECONDS", "type": "plain_text",
                            "text": str(args.api_cache_ttl_seconds)}],
                 observability={"enabled": True},
-                # Shown in the plan: a change to the source is a change to this hash.
-                annotations={"workers_message":
-                             "sha256 " + hashlib.sha256(source.encode()).hexdigest()[:16]},
+                # Shown in the plan: a change to any module is a change to this hash.
+                annotations={"workers_message": "sha256 " + digest.hexdigest()[:16]},
                 opts=child)
             for i, path in enumerate(WORKER_PATHS):
                 cloudflare.WorkersRoute(f"{name}-api-cache-route-{i}", zone_id=zone_id,

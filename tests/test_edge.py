@@ -3,15 +3,19 @@ tiered caching and geo load balancing."""
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import replace
 
 import pytest
 
 from components.edge import (
+    CREDENTIAL_COOKIES,
     GEO_PREFERENCE,
     IMAGE_SETTINGS,
     MARKETING_PARAMS,
     WORKER_SOURCE,
+    WORKERS,
     ZONE_SETTINGS,
     Edge,
     EdgeArgs,
@@ -76,10 +80,27 @@ def test_cache_rules_are_in_order_with_the_bypass_last(build):
     assert "authorization" in bypass["expression"]
 
 
-def test_cache_key_ignores_marketing_parameters():
-    for rule in cache_rules(args())[:2]:
+def test_no_deprecated_brotli_setting():
+    assert "brotli" not in ZONE_SETTINGS
+
+
+def test_cache_key_drops_marketing_parameters_only_on_enterprise():
+    for rule in cache_rules(args(plan="enterprise"))[:2]:
         excluded = rule["action_parameters"]["cache_key"]["custom_key"]["query_string"]
         assert excluded["exclude"]["lists"] == list(MARKETING_PARAMS)
+    for plan in ("free", "pro", "business"):
+        for rule in cache_rules(args(plan=plan))[:2]:
+            assert rule["action_parameters"]["cache_key"] == {"ignore_query_strings_order": True}
+
+
+def test_bypass_rule_covers_every_credential_cookie_of_the_worker():
+    lib = (WORKERS / "api-cache-lib.js").read_text()
+    listed = re.search(r"CREDENTIAL_COOKIES = \[([^\]]*)\]", lib).group(1)
+    assert tuple(re.findall(r'"([^"]+)"', listed)) == CREDENTIAL_COOKIES
+    bypass = cache_rules(args())[2]["expression"]
+    for cookie in CREDENTIAL_COOKIES:
+        assert f'lower(http.cookie) contains "{cookie}="' in bypass
+        assert f'lower(http.cookie) contains "{cookie}_"' in bypass
 
 
 def test_phase1_has_no_worker_tiered_cache_or_load_balancer(build):
@@ -94,6 +115,12 @@ def test_api_edge_cache_deploys_the_repo_worker_with_its_routes_and_ttl(build):
     (script,) = of_type(res, "cloudflare:index/workersScript:WorkersScript")
     assert script.inputs["content"] == WORKER_SOURCE.read_text()
     assert script.inputs["mainModule"] == "api-cache.js"
+    # The helpers the main module imports travel as a second ES module of the upload.
+    (part,) = script.inputs["files"]
+    assert part == "api-cache-lib.js" and f'from "./{part}"' in WORKER_SOURCE.read_text()
+    lib = script.inputs["files"][part]
+    assert lib["contentType"] == "application/javascript+module"
+    assert base64.b64decode(lib["contentBase64"]).decode() == (WORKERS / part).read_text()
     assert script.inputs["bindings"] == [
         {"name": "CACHE_TTL_SECONDS", "type": "plain_text", "text": "90"}]
     routes = of_type(res, "cloudflare:index/workersRoute:WorkersRoute")
@@ -145,4 +172,15 @@ def test_prod_edge_phases_add_features_in_order(prod, prod_phase2, prod_phase3):
     assert "cloudflare:index/ruleset:Ruleset" in one
     assert "cloudflare:index/workersScript:WorkersScript" in two - one
     assert "cloudflare:index/tieredCache:TieredCache" in two - one
-    assert {LB, POOL, "cloudflare:index/regionalTieredCache:RegionalTieredCache"} <= three - two
+    assert {LB, POOL} <= three - two
+    # prod-edge is on Business: Regional Tiered Cache (Enterprise) stays off in phase 3.
+    assert prod_phase3["prod-edge"].config.edge.plan == "business"
+    assert "cloudflare:index/regionalTieredCache:RegionalTieredCache" not in three
+
+
+def test_regional_tiered_cache_rides_on_smart_tiered_cache(build):
+    res = build(edge(plan="enterprise", tiered_cache=True, regional_tiered_cache=True)).resources
+    types = {r.type for r in res}
+    assert {"cloudflare:index/argoTieredCaching:ArgoTieredCaching",
+            "cloudflare:index/tieredCache:TieredCache",
+            "cloudflare:index/regionalTieredCache:RegionalTieredCache"} <= types

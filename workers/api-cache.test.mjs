@@ -2,7 +2,12 @@
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 
-import worker, { bypassReason, cacheKey, ttlSeconds } from "./api-cache.js";
+import * as main from "./api-cache.js";
+import {
+  CREDENTIAL_COOKIES, bypassReason, cacheKey, hasCredentials, ttlSeconds,
+} from "./api-cache-lib.js";
+
+const worker = main.default;
 
 let store;
 let originCalls;
@@ -71,10 +76,30 @@ test("a request with an Authorization header is never cached", async () => {
   assert.equal(store.size, 0);
 });
 
-test("a request with a session cookie is never cached, other cookies are fine", async () => {
-  const withSession = await send(new Request(url, { headers: { Cookie: "theme=dark; sofacover_session=abc" } }));
-  assert.equal(withSession.headers.get("X-Edge-Cache"), "BYPASS");
-  assert.equal(store.size, 0);
+test("the main module exports only its fetch handler (workers-sdk#10626)", () => {
+  assert.deepEqual(Object.keys(main), ["default"]);
+  assert.equal(typeof worker.fetch, "function");
+});
+
+test("the bypass knows exactly the four credential cookies", () => {
+  assert.deepEqual([...CREDENTIAL_COOKIES].sort(), ["auth", "cart", "session", "sofacover_session"]);
+});
+
+for (const name of CREDENTIAL_COOKIES) {
+  for (const cookie of [`${name}=abc`, `${name}_v2=abc`, `${name.toUpperCase()}=abc`]) {
+    test(`a request with the credential cookie ${cookie} is never cached`, async () => {
+      const r = await send(new Request(url, { headers: { Cookie: `theme=dark; ${cookie}` } }));
+      assert.equal(r.headers.get("X-Edge-Cache"), "BYPASS");
+      assert.equal(store.size, 0);
+      assert.equal(originCalls, 1);
+    });
+  }
+}
+
+test("cookies that only resemble a credential cookie are cached", async () => {
+  for (const cookie of ["theme=dark", "cartoon=1; authorised_view=grid", "xsession=1"]) {
+    assert.equal(hasCredentials(new Request(url, { headers: { Cookie: cookie } })), false, cookie);
+  }
   const plain = await send(new Request(url, { headers: { Cookie: "theme=dark" } }));
   assert.equal(plain.headers.get("X-Edge-Cache"), "MISS");
 });
