@@ -30,6 +30,7 @@ from config.models import (
     ComputeConfig,
     ServiceConfig,
     capacity_problem,
+    certificate_problem,
     warm_pool_problem,
 )
 
@@ -103,7 +104,14 @@ class ComputeArgs:
     extra_security_group_ids: Sequence[pulumi.Input[str]] = ()
     domain_name: str = "sofacoverpro.com"
     certificate_arn: pulumi.Input[str] | None = None
-    """An issued ACM certificate; without one a DNS-validated certificate is requested."""
+    """An issued ACM certificate (dns_validation manual); without one a DNS-validated
+    certificate for domain_name and its wildcard is requested."""
+    dns_validation: Literal["cloudflare", "external", "manual"] = "external"
+    """Who creates the validation records: this stack in the Cloudflare zone `dns_zone`
+    (`cloudflare`), another stack of the same AWS account (`external`: the listener waits
+    for them), or nobody because certificate_arn is given (`manual`)."""
+    dns_zone: str | None = None
+    """The Cloudflare zone holding domain_name (`cloudflare`); default domain_name."""
     origin_access: Literal["public", "cloudflare"] = "public"
     """`cloudflare`: the ALB admits only Cloudflare's ranges, on 443 only."""
     deletion_protection: bool = True
@@ -130,7 +138,8 @@ class ComputeArgs:
             root_volume_gb=cfg.root_volume_gb, platform=cfg.platform,
             app_image=cfg.app_image, app_port=cfg.app_port,
             health_check_path=cfg.health_check_path, domain_name=cfg.domain_name,
-            certificate_arn=cfg.certificate_arn, origin_access=cfg.origin_access,
+            certificate_arn=cfg.certificate_arn, dns_validation=cfg.dns_validation,
+            dns_zone=cfg.dns_zone, origin_access=cfg.origin_access,
             deletion_protection=deletion_protection, access_log_days=cfg.access_log_days,
             routes=tuple(Route(s.name, s.path, s.node_port, s.health_path) for s in services)
             if cfg.platform == "kubernetes" else (),
@@ -146,6 +155,10 @@ class ComputeArgs:
                                                 self.instance_types))):
             if problem:
                 raise ValueError(f"ComputeArgs: {arg} {problem}")
+        problem = certificate_problem(self.dns_validation, self.certificate_arn,
+                                      self.domain_name, self.dns_zone)
+        if problem:
+            raise ValueError(f"ComputeArgs: {problem[0]} {problem[1]}")
         # Config validates these where they enter; checked again here because a component
         # can be built without the config, and they reach the instances' root shell.
         for arg, value, pattern, what in (
@@ -204,6 +217,23 @@ def render_app_user_data(image: str, port: int, region: str = "",
 
 def _app_user_data(region: str, image: str, port: int, sidecar_path: str | None) -> str:
     return render_app_user_data(image, port, region, sidecar_path)
+
+
+def validation_names(domain_name: str) -> list[str]:
+    """The names that get a validation record: the certificate's names, a wildcard folded
+    into its base (ACM gives `*.example.com` the record of `example.com`)."""
+    return list(dict.fromkeys(d.removeprefix("*.") for d in (domain_name,
+                                                               f"*.{domain_name}")))
+
+
+def _validation_field(options: list, *, domain: str, field: str) -> str:
+    """One field of the certificate's validation record for `domain`, without the trailing
+    dot (Cloudflare stores names and targets without it, so a dot would diff forever)."""
+    for option in options or []:
+        get = option.get if isinstance(option, dict) else functools.partial(getattr, option)
+        if get("domain_name").removeprefix("*.") == domain:
+            return str(get(field)).rstrip(".")
+    raise pulumi.RunError(f"the certificate has no validation record for {domain}")
 
 
 def _sidecar_policy(args: list[str], path: str) -> str:
@@ -355,11 +385,14 @@ class Compute(pulumi.ComponentResource):
                 f"{name}-cert", domain_name=args.domain_name,
                 subject_alternative_names=[f"*.{args.domain_name}"], validation_method="DNS",
                 tags={**tags, "Name": args.domain_name}, opts=child)
-            # Waits until the validation CNAMEs exist at the DNS provider (the edge stack
-            # creates them; see the README's first-deploy notes).
+            records = (self._cloudflare_validation_records(name, args, cert)
+                       if args.dns_validation == "cloudflare" else [])
+            # The listener refuses a certificate until it is issued (CertificateNotFound), so
+            # it waits here: minutes once the records exist; `external` relies on another
+            # stack of this account having created them (the README's deploy order).
             validated = aws.acm.CertificateValidation(
                 f"{name}-cert-validation", certificate_arn=cert.arn,
-                opts=pulumi.ResourceOptions(parent=self,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=records,
                                             custom_timeouts=pulumi.CustomTimeouts(create="45m")))
             certificate_arn = validated.certificate_arn
             validation_records = cert.domain_validation_options
@@ -538,3 +571,30 @@ class Compute(pulumi.ComponentResource):
             "asg_name": self.asg_name,
             "certificate_validation_records": self.certificate_validation_records,
         })
+
+    def _cloudflare_validation_records(self, name: str, args: ComputeArgs,
+                                       cert: aws.acm.Certificate) -> list[pulumi.Resource]:
+        """One DNS-only CNAME per distinct validation name in the Cloudflare zone. The names
+        are known now, so the records are too; only their values come from the certificate
+        (no resource is created inside an apply)."""
+        # Imported here: pulumi_cloudflare costs seconds of import time that a stack without
+        # Cloudflare validation need not pay.
+        import pulumi_cloudflare as cloudflare
+
+        zone_id = cloudflare.get_zone_output(
+            filter={"name": args.dns_zone or args.domain_name},
+            opts=pulumi.InvokeOutputOptions(parent=self)).zone_id
+        records: list[pulumi.Resource] = []
+        for domain in validation_names(args.domain_name):
+            def field(key: str, domain: str = domain) -> pulumi.Output[str]:
+                return cert.domain_validation_options.apply(functools.partial(
+                    _validation_field, domain=domain, field=key))
+            records.append(cloudflare.DnsRecord(
+                f"{name}-cert-validation-{domain.replace('.', '-')}", zone_id=zone_id,
+                name=field("resource_record_name"), type="CNAME",
+                content=field("resource_record_value"),
+                # DNS only: ACM must see the CNAME itself, not Cloudflare's proxy.
+                proxied=False, ttl=60,
+                comment=f"ACM validation of {domain} (pulumi, {name})",
+                opts=pulumi.ResourceOptions(parent=self)))
+        return records

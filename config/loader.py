@@ -87,8 +87,12 @@ def parse_stack_config(
         problems.extend(f"{where}: {msg}" for msg in _messages(exc))
         raise ConfigError(problems) from None
 
-    required = REQUIRED_SECRETS[cfg.role] + (
-        ("cloudflare:apiToken",) if cfg.edge is not None and cfg.role != "edge" else ())
+    # A stack with its own edge, or one that writes its ACM validation records into the
+    # Cloudflare zone (compute.dnsValidation cloudflare), talks to Cloudflare itself.
+    cloudflare = (cfg.edge is not None and cfg.role != "edge") or (
+        cfg.hosts_app and cfg.compute is not None
+        and cfg.compute.dns_validation == "cloudflare")
+    required = REQUIRED_SECRETS[cfg.role] + (("cloudflare:apiToken",) if cloudflare else ())
     # Each secret once: missing where the role needs it, plain text wherever it is set.
     for key in dict.fromkeys([*required, *(f"{NAMESPACE}:{n}" for n in SECRET_KEYS)]):
         if values.get(key) in (None, ""):

@@ -166,6 +166,17 @@ class ComputeConfig(Model):
     health_check_path: UrlPath = "/healthz"
     domain_name: Hostname = "sofacoverpro.com"
     certificate_arn: CertificateArn | None = None
+    """An issued ACM certificate in this stack's region: with it, dnsValidation is manual."""
+    # Who creates the DNS records that validate the requested ACM certificate (one per
+    # distinct name: a wildcard shares its base's record):
+    # - cloudflare: this stack, in the Cloudflare zone dnsZone (needs cloudflare:apiToken);
+    # - external: another stack in the same AWS account already did (ACM issues the same
+    #   record for a name in every region of one account, so the prod-<region> stacks reuse
+    #   prod's; creating it twice fails in Cloudflare: terraform-provider-aws#13653);
+    # - manual: no certificate is requested here; certificateArn is one issued by hand.
+    dns_validation: Literal["cloudflare", "external", "manual"] = "external"
+    dns_zone: Hostname | None = None
+    """The Cloudflare zone holding domainName (dnsValidation cloudflare); default domainName."""
     # "cloudflare": the ALB admits only Cloudflare's published ranges (the edge fronts it).
     origin_access: Literal["public", "cloudflare"] = "public"
     access_log_days: PositiveInt = 90
@@ -182,6 +193,10 @@ class ComputeConfig(Model):
                                     self.instance_types)
         if problem:
             raise rule("warmPool.enabled", problem)
+        problem = certificate_problem(self.dns_validation, self.certificate_arn,
+                                      self.domain_name, self.dns_zone)
+        if problem:
+            raise rule(*problem)
         if self.on_demand_base > self.max_size:
             raise rule("onDemandBase", f"is {self.on_demand_base} but maxSize is "
                        f"{self.max_size}; it must be <= maxSize")
@@ -194,6 +209,27 @@ def capacity_problem(min_size: int, max_size: int, desired: int) -> str | None:
     if not min_size <= desired <= max_size:
         return (f"is {desired}; it must lie between minSize {min_size} and maxSize "
                 f"{max_size}")
+    return None
+
+
+def certificate_problem(dns_validation: str, certificate_arn: object, domain_name: str,
+                        dns_zone: str | None) -> tuple[str, str] | None:
+    """(key, why) when the certificate settings do not add up, or None. Shared by the stack
+    config and components/compute.py."""
+    if dns_validation == "manual" and certificate_arn is None:
+        return ("certificateArn", "is not set but dnsValidation is manual; request and "
+                "validate the certificate by hand and set its ARN here, or let the stack "
+                "validate it (dnsValidation cloudflare or external)")
+    if dns_validation != "manual" and certificate_arn is not None:
+        return ("dnsValidation", f"is {dns_validation} but certificateArn is set, so no "
+                "certificate is requested here; set dnsValidation to manual")
+    if dns_zone is not None and dns_validation != "cloudflare":
+        return ("dnsZone", f"is set but dnsValidation is {dns_validation}; the zone is used "
+                "only to create the validation records (dnsValidation cloudflare)")
+    if dns_zone is not None and not (domain_name == dns_zone
+                                     or domain_name.endswith(f".{dns_zone}")):
+        return ("dnsZone", f"is {dns_zone} but domainName {domain_name} is not in it; the "
+                "validation records must go in the zone that holds domainName")
     return None
 
 

@@ -19,10 +19,12 @@ from components.compute import (
     ComputeArgs,
     Route,
     render_app_user_data,
+    validation_names,
 )
 from config import parse_stack_config, seed
 from config.cloudflare import IPV4_RANGES
 from config.loader import REQUIRED_SECRETS
+from planner.mocks import digest
 from tests.conftest import of_type
 
 ASG = "aws:autoscaling/group:Group"
@@ -135,10 +137,67 @@ def test_a_requested_certificate_is_validated_before_the_listener_uses_it(build)
     assert https.inputs["certificateArn"] == validation.id
 
 
+DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+VALIDATION = "aws:acm/certificateValidation:CertificateValidation"
+
+
+def test_cloudflare_validation_creates_one_dns_only_record_per_distinct_name(build):
+    res = build(compute(dns_validation="cloudflare")).resources
+    (cert,) = of_type(res, "aws:acm/certificate:Certificate")
+    assert cert.inputs["subjectAlternativeNames"] == ["*.sofacoverpro.com"]
+    # The wildcard shares its base's record: one record, not two.
+    (record,) = of_type(res, DNS_RECORD)
+    option = next(o for o in cert.outputs["domainValidationOptions"]
+                  if o["domainName"] == "sofacoverpro.com")
+    assert record.inputs["name"] == option["resourceRecordName"].rstrip(".")
+    assert record.inputs["content"] == option["resourceRecordValue"].rstrip(".")
+    assert (record.inputs["type"], record.inputs["proxied"], record.inputs["ttl"]) == \
+        ("CNAME", False, 60)
+    (validation,) = of_type(res, VALIDATION)
+    assert record.urn in validation.options["depends_on"]
+
+
+def test_cloudflare_validation_writes_into_the_zone_holding_the_domain(build):
+    res = build(compute(dns_validation="cloudflare", domain_name="dev.sofacoverpro.com",
+                        dns_zone="sofacoverpro.com")).resources
+    (record,) = of_type(res, DNS_RECORD)
+    assert record.inputs["zoneId"] == digest("zone", "sofacoverpro.com")[:32]  # the mocks' id
+    assert record.inputs["name"].endswith(".dev.sofacoverpro.com")
+
+
+def test_external_validation_waits_for_records_another_stack_made(build):
+    res = build(compute(dns_validation="external")).resources
+    assert not of_type(res, DNS_RECORD)
+    (validation,) = of_type(res, VALIDATION)
+    assert not [u for u in validation.options["depends_on"] if DNS_RECORD in u]
+
+
+def test_cloudflare_validation_plans_in_preview_with_unknown_records(build):
+    res = build(compute(dns_validation="cloudflare"), preview=True).resources
+    assert len(of_type(res, DNS_RECORD)) == 1
+
+
+def test_validation_names_fold_a_wildcard_into_its_base():
+    assert validation_names("sofacoverpro.com") == ["sofacoverpro.com"]
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(dns_validation="manual"), "certificateArn is not set but dnsValidation is manual"),
+    (dict(certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/x"),
+     "dnsValidation is external but certificateArn is set"),
+    (dict(dns_validation="cloudflare", dns_zone="example.org"),
+     "dnsZone is example.org but domainName sofacoverpro.com is not in it"),
+])
+def test_certificate_settings_that_do_not_add_up_are_refused(build, changes, message):
+    with pytest.raises(ValueError, match=message):
+        build(compute(**changes))
+
+
 def test_a_given_certificate_is_used_as_is(build):
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/given"
-    res = build(compute(certificate_arn=arn)).resources
+    res = build(compute(certificate_arn=arn, dns_validation="manual")).resources
     assert not of_type(res, "aws:acm/certificate:Certificate")
+    assert not of_type(res, VALIDATION) and not of_type(res, DNS_RECORD)
     (https,) = [r for r in of_type(res, "aws:lb/listener:Listener") if r.inputs["port"] == 443]
     assert https.inputs["certificateArn"] == arn
 
@@ -210,7 +269,8 @@ def test_ami_is_looked_up_from_the_ssm_parameter_it_is_given(build):
         return lt.inputs["imageId"]
 
     assert args().ami_parameter == AL2023_AMI_PARAMETER
-    assert image() != image(ami_parameter="/aws/service/eks/optimized-ami/1.33/x/image_id")
+    assert image() != image(ami_parameter="/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/"
+                                   "x86_64/standard/recommended/image_id")
 
 
 # --- the Auto Scaling group -------------------------------------------------------------------

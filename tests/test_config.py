@@ -525,3 +525,40 @@ def test_unknown_plan_or_add_on_is_refused():
     assert any("sofacover:edge.plan" in m and "premium" in m for m in msgs)
     msgs = problems(_edge_at("1", plan="business", addOns=["railgun"]))
     assert any("sofacover:edge.addOns" in m and "railgun" in m for m in msgs)
+
+
+def test_cloudflare_dns_validation_needs_the_cloudflare_token_in_that_stack():
+    cf = {"dnsValidation": "cloudflare"}
+    assert parse(values(sofacover__compute=cf, **{"cloudflare:apiToken": "[secret]"}))
+    (msg,) = problems(values(sofacover__compute=cf))
+    assert "cloudflare:apiToken is required for the primary role and missing" in msg
+    # A secondary reuses the primary's records (same account): no token, no records.
+    assert parse(secondary(sofacover__phase="3")).compute.dns_validation == "external"
+
+
+def test_manual_dns_validation_means_a_certificate_arn_and_only_then():
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab"
+    assert parse(values(sofacover__compute={"dnsValidation": "manual",
+                                            "certificateArn": arn})).compute.certificate_arn
+    (msg,) = problems(values(sofacover__compute={"dnsValidation": "manual"}))
+    assert "sofacover:compute.certificateArn is not set but dnsValidation is manual" in msg
+    (msg,) = problems(values(sofacover__compute={"certificateArn": arn}))
+    assert "sofacover:compute.dnsValidation is external but certificateArn is set" in msg
+
+
+def test_the_validation_zone_must_hold_the_domain():
+    token = {"cloudflare:apiToken": "[secret]"}
+    assert parse(values(sofacover__compute={
+        "dnsValidation": "cloudflare", "domainName": "dev.sofacoverpro.com",
+        "dnsZone": "sofacoverpro.com"}, **token))
+    (msg,) = problems(values(sofacover__compute={
+        "dnsValidation": "cloudflare", "dnsZone": "example.org"}, **token))
+    assert "sofacover:compute.dnsZone is example.org but domainName sofacoverpro.com" in msg
+
+
+def test_prod_and_dev_create_their_validation_records_secondaries_reuse_them(project):
+    for stack in project.stacks():
+        cfg = project.stack_config(stack)
+        if cfg.compute is not None:
+            expected = "external" if cfg.role == "secondary" else "cloudflare"
+            assert cfg.compute.dns_validation == expected, stack
