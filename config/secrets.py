@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# What the offline plan passes for a secret it cannot decrypt (planner/project.py).
-UNKNOWN_SECRET = "[secret]"
+# What the offline plan passes for a secret it cannot decrypt (planner/project.py). Not the
+# plan's mask ("[secret]"): a program that leaked a secret's value would show this instead.
+UNKNOWN_SECRET = "[undecrypted secret]"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from config import StackConfig, parse_stack_config
 from planner.mocks import SECRET_MASK, PlanMocks
-from planner.project import Project
+from planner.project import Project, StackValues
 
 ORGANIZATION = "organization"  # what the Pulumi CLI uses with a self-managed backend
 
@@ -329,13 +329,22 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
 
 def plan_stack(project: Project, stack: str, *, phase: int | None = None,
                references: dict[str, dict[str, Any]] | None = None,
-               preview: bool = False, cfg: StackConfig | None = None) -> StackPlan:
+               preview: bool = False, cfg: StackConfig | None = None,
+               secret_values: dict[str, str] | None = None) -> StackPlan:
     """Run the program (`__main__.py`) for `stack` and return what it would create.
 
     Config errors surface as config.ConfigError, before any resource is registered.
     `cfg`: the stack's config when the caller validated it already (the rollout does).
+    `secret_values`: decrypted values for the stack's secret keys, as `pulumi up` hands
+    them to the program (the plan alone has only placeholders).
     """
     sv = project.phased_values(stack, phase)
+    if secret_values:
+        unknown = sorted(set(secret_values) - sv.secret_keys)
+        if unknown:
+            raise ValueError(f"secret_values: {', '.join(unknown)} are not secrets of {stack}")
+        sv = StackValues({**sv.values, **secret_values}, sv.secret_keys)
+        cfg = None  # the values changed: validate them (formats included)
     if cfg is None:  # fail fast, before the runtime is touched
         cfg = parse_stack_config(stack, sv.values, sv.secret_keys)
     if str(project.root) not in sys.path:  # as the Python language host does

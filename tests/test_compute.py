@@ -24,6 +24,7 @@ from components.compute import (
 from config import parse_stack_config, seed
 from config.cloudflare import IPV4_RANGES
 from config.loader import REQUIRED_SECRETS
+from config.secrets import UNKNOWN_SECRET
 from planner.mocks import digest
 from tests.conftest import of_type
 
@@ -36,7 +37,7 @@ def prod_config(**compute):
     secrets = set(REQUIRED_SECRETS["primary"])
     values = {"aws:region": seed.PRIMARY_REGION, "sofacover:environment": "prod",
               "sofacover:role": "primary", "sofacover:phase": "1",
-              "sofacover:compute": json.dumps(compute), **{k: "[secret]" for k in secrets}}
+              "sofacover:compute": json.dumps(compute), **{k: UNKNOWN_SECRET for k in secrets}}
     return parse_stack_config("prod", values, secrets)
 
 

@@ -9,6 +9,7 @@ import pytest
 from config import ConfigError, parse_stack_config, seed
 from config.models import SUPERUSER_RESERVED_CONNECTIONS
 from config.regions import AZ_COUNT
+from config.secrets import UNKNOWN_SECRET
 
 SECRET = "sofacover:redisAuthToken"
 DATA_SECRETS = (SECRET, "sofacover:dbAppPassword", "sofacover:pgbouncerAdminPassword",
@@ -22,7 +23,7 @@ def values(**overrides: object) -> dict[str, str]:
         "sofacover:environment": "prod",
         "sofacover:role": "primary",
         "sofacover:phase": "1",
-        **{key: "[secret]" for key in DATA_SECRETS},
+        **{key: UNKNOWN_SECRET for key in DATA_SECRETS},
     }
     for key, value in overrides.items():
         full = key.replace("__", ":").replace("_", "")
@@ -219,7 +220,7 @@ def test_edge_needs_the_cloudflare_token():
                                        sofacover__edge=edge))
     (msg,) = problems(vals, secrets=set())
     assert "cloudflare:apiToken is required for the edge role and missing" in msg
-    vals["cloudflare:apiToken"] = "[secret]"
+    vals["cloudflare:apiToken"] = UNKNOWN_SECRET
     assert parse(vals).edge.origins == {"us-east-1": "prod"}
 
 
@@ -365,10 +366,10 @@ def test_edge_origins_must_cover_every_serving_region():
 
 
 def test_a_stack_with_its_own_edge_fronts_its_own_alb_and_needs_the_token():
-    own = values(sofacover__edge=_edge(), **{"cloudflare:apiToken": "[secret]"})
+    own = values(sofacover__edge=_edge(), **{"cloudflare:apiToken": UNKNOWN_SECRET})
     assert parse(own).edge.origins == {}
     (msg,) = problems(values(sofacover__edge=_edge(origins={seed.PRIMARY_REGION: "prod"}),
-                             **{"cloudflare:apiToken": "[secret]"}))
+                             **{"cloudflare:apiToken": UNKNOWN_SECRET}))
     assert "sofacover:edge.origins is set but role is 'primary'" in msg
     (msg,) = problems(values(sofacover__edge=_edge()))
     assert "cloudflare:apiToken is required for the primary role and missing" in msg
@@ -427,7 +428,7 @@ def test_a_base64_redis_token_is_refused_by_key_and_rule_without_showing_the_val
 
 def test_a_hex_redis_token_and_the_plans_placeholder_pass():
     parse(values(sofacover__redisAuthToken="0123456789abcdef" * 4))
-    parse(values(sofacover__redisAuthToken="[secret]"))  # unknown offline: not checked
+    parse(values(sofacover__redisAuthToken=UNKNOWN_SECRET))  # unknown offline: not checked
 
 
 @pytest.mark.parametrize("password, ok", [
