@@ -220,3 +220,69 @@ def test_credentials_must_reach_resources_as_secrets():
     k8s = res("kubernetes:core/v1:Secret", "k", stringData={"a": SECRET_MASK, "b": "plain"})
     found = {f.resource.split()[-1] for f in errors([plain, secret, k8s], "secret-inputs")}
     assert found == {"r", "k"}
+
+
+# --- wiring a real deploy depends on (on the real plans, then broken on purpose) ----------
+
+def _swap(plan, res, **changes):
+    """A copy of `plan` with one resource's inputs or options changed."""
+    import copy
+
+    clone = copy.copy(plan)
+    clone.resources = []
+    for r in plan.resources:
+        if r is res:
+            r = copy.deepcopy(r)
+            r.inputs.update(changes.pop("inputs", {}))
+            r.options.update(changes.pop("options", {}))
+        clone.resources.append(r)
+    return clone
+
+
+def _group(plan):
+    (group,) = [r for r in plan.resources if r.type == "aws:autoscaling/group:Group"]
+    return group
+
+
+def test_eks_node_group_with_elb_health_checks_is_refused(prod_phase2, prod):
+    from planner import preflight
+
+    plan = prod_phase2["prod"]
+    assert _group(plan).inputs["healthCheckType"] == "EC2"
+    assert preflight.check([plan], only=["aws-eks-node-health-check"]) == []
+    broken = _swap(plan, _group(plan), inputs={"healthCheckType": "ELB"})
+    (finding,) = preflight.check([broken], only=["aws-eks-node-health-check"])
+    assert finding.property == "healthCheckType"
+    # On the ec2 platform ELB checks are right: the app is the instance.
+    assert _group(prod["prod"]).inputs["healthCheckType"] == "ELB"
+    assert preflight.check([prod["prod"]], only=["aws-eks-node-health-check"]) == []
+
+
+def test_https_listener_must_wait_for_the_certificates_validation(prod):
+    from planner import preflight
+
+    plan = prod["prod"]
+    (https,) = [r for r in plan.resources if r.type == "aws:lb/listener:Listener"
+                and r.inputs.get("protocol") == "HTTPS"]
+    assert preflight.check([plan], only=["aws-listener-waits-for-certificate"]) == []
+    broken = _swap(plan, https, options={"depends_on": []})
+    (finding,) = preflight.check([broken], only=["aws-listener-waits-for-certificate"])
+    assert finding.property == "certificateArn"
+
+
+def test_acm_validation_records_are_dns_only_and_created_once(prod):
+    from planner import preflight
+
+    plan = prod["prod"]
+    (record,) = [r for r in plan.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"]
+    assert record.inputs["proxied"] is False
+    assert preflight.check(list(prod.values()), only=["acm-validation-records"]) == []
+    proxied = _swap(plan, record, inputs={"proxied": True, "ttl": 30})
+    found = {f.property for f in preflight.check([proxied], only=["acm-validation-records"])}
+    assert found == {"proxied", "ttl"}
+    # A second stack creating the same record (dnsValidation cloudflare in a secondary).
+    twin = _swap(prod["prod-us-west-2"], None)
+    twin.stack = "prod-us-west-2"
+    twin.resources = [*twin.resources, record]
+    (dup,) = preflight.check([plan, twin], only=["acm-validation-records"])
+    assert dup.stack == "prod-us-west-2" and "already created by stack prod" in dup.message

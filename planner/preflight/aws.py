@@ -645,3 +645,89 @@ def cidrs(ctx: Context) -> Iterator:
                 continue
             if not net.subnet_of(vpcs[vpc]):
                 yield ctx.error(res, "cidrBlock", f"{text} is outside its VPC {vpcs[vpc]}")
+
+
+# -- wiring a real deploy depends on -----------------------------------------------------------
+
+def _node_groups(ctx: Context) -> set[str]:
+    """URNs of Auto Scaling groups whose instances join an EKS cluster: access entry
+    (EC2_LINUX) -> its role -> the instance profile of that role -> the launch template
+    using the profile -> the groups launching that template."""
+    roles = {str(value(e, "principalArn")).rsplit("/", 1)[-1]
+             for e in ctx.of_type("aws:eks/accessEntry:AccessEntry")
+             if value(e, "type") == "EC2_LINUX"}
+    profiles = {value(p, "arn") for p in ctx.of_type("aws:iam/instanceProfile:InstanceProfile")
+                if value(p, "role") in roles}
+    templates = {t.id for t in ctx.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+                 if (value(t, "iamInstanceProfile") or {}).get("arn") in profiles}
+    groups = set()
+    for group in ctx.of_type("aws:autoscaling/group:Group"):
+        spec = value(group, "launchTemplate") or {}
+        mixed = ((value(group, "mixedInstancesPolicy") or {}).get("launchTemplate") or {}) \
+            .get("launchTemplateSpecification") or {}
+        if spec.get("id") in templates or mixed.get("launchTemplateId") in templates:
+            groups.add(group.urn)
+    return groups
+
+
+@rule("aws-eks-node-health-check", "An Auto Scaling group of EKS nodes uses EC2 health "
+      "checks: with ELB ones, one failing app health check on a NodePort terminates a node "
+      "and every pod on it",
+      source="https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-health-"
+      "checks.html (an instance failing the ELB health check is replaced); EKS nodes are "
+      "judged by the kubelet (node conditions), not by one service's target group",
+      checked=CHECKED)
+def eks_node_health_check(ctx: Context) -> Iterator:
+    nodes = _node_groups(ctx)
+    for group in ctx.of_type("aws:autoscaling/group:Group"):
+        if group.urn in nodes and value(group, "healthCheckType") == "ELB":
+            yield ctx.error(group, "healthCheckType", "is ELB on a group of EKS nodes; use EC2")
+
+
+@rule("aws-listener-waits-for-certificate", "An HTTPS listener uses a certificate that is "
+      "issued: the CertificateValidation's ARN (or an ARN given in config), never a "
+      "just-requested Certificate's",
+      source="ELBv2 CreateListener refuses a certificate that is not issued yet "
+      "(CertificateNotFound; aws/aws-cdk#6081)", checked=CHECKED)
+def listener_certificate(ctx: Context) -> Iterator:
+    requested = {value(c, "arn") or c.id
+                 for c in ctx.of_type("aws:acm/certificate:Certificate")}
+    validations = {v.urn for v in
+                   ctx.of_type("aws:acm/certificateValidation:CertificateValidation")}
+    for listener in ctx.of_type("aws:lb/listener:Listener"):
+        arn = value(listener, "certificateArn")
+        if arn in requested and not validations & set(listener.options.get("depends_on", [])):
+            yield ctx.error(listener, "certificateArn", "is a requested certificate's ARN "
+                            "with no CertificateValidation in between; the listener would be "
+                            "created before ACM issues it")
+
+
+@rule("acm-validation-records", "ACM's DNS validation records in Cloudflare are DNS-only "
+      "CNAMEs with a TTL Cloudflare accepts, and each is created by one stack only",
+      source="https://docs.aws.amazon.com/acm/latest/userguide/dns-validation.html; "
+      "pulumi_cloudflare 6.x DnsRecord (ttl 1 = automatic, else 60-86400); a record created "
+      "twice is refused (Cloudflare 81053, hashicorp/terraform-provider-aws#13653)",
+      checked=CHECKED)
+def acm_validation_records(ctx: Context) -> Iterator:
+    seen: dict[str, str] = {}
+    for plan in ctx.environment.values():
+        if plan.stack == ctx.stack:
+            break
+        for rec in plan.resources:
+            if rec.type == "cloudflare:index/dnsRecord:DnsRecord" and \
+                    str(value(rec, "content")).endswith("acm-validations.aws"):
+                seen[str(value(rec, "name"))] = plan.stack
+    for rec in ctx.of_type("cloudflare:index/dnsRecord:DnsRecord"):
+        if not str(value(rec, "content")).endswith("acm-validations.aws"):
+            continue
+        if value(rec, "proxied"):
+            yield ctx.error(rec, "proxied", "is true; ACM reads the CNAME itself, so it must "
+                            "be DNS-only")
+        ttl = value(rec, "ttl")
+        if isinstance(ttl, int) and ttl != 1 and not 60 <= ttl <= 86_400:
+            yield ctx.error(rec, "ttl", f"is {ttl}; Cloudflare takes 1 (automatic) or 60-86400")
+        name = str(value(rec, "name"))
+        if name in seen:
+            yield ctx.error(rec, "name", f"{name} is already created by stack {seen[name]}; "
+                            "ACM issues one record per name and account, so create it once "
+                            "(compute.dnsValidation external here)")
