@@ -283,6 +283,31 @@ def _resource_label(parts: list[str]) -> str:
     return f"{parts[0]}/{parts[1]}"
 
 
+# AWS's short region codes, as in zone ids (use1-az4, apse1-az2).
+_REGION = re.compile(r"\b([a-z]{2})-(central|north|south|(?:north|south)?(?:east|west))-(\d+)\b")
+_DIRECTION = {"central": "c", "north": "n", "south": "s", "east": "e", "west": "w"}
+
+
+def _short_region(match: re.Match[str]) -> str:
+    area, direction, number = match.groups()
+    short = _DIRECTION.get(direction) or "".join(_DIRECTION[d] for d in
+                                                  re.findall("north|south|east|west", direction))
+    return f"{area}{short}{number}"
+
+
+def aws_name_stem(name: str) -> str:
+    """A short stem for the children whose AWS names are capped at 32 characters.
+
+    A deliberate exception to the `f"{name}-<role>"` rule: pulumi-aws autonames the ALB and
+    the target groups `<logical name>-<7 random chars>` and refuses (it never shortens) a
+    result over 32 characters, which `sofacover-prod-ap-southeast-1-tg-storefront-...` is.
+    So they take `sc-<stack>` with the region in AWS's short form:
+    sofacover-prod-ap-southeast-1 -> sc-prod-apse1. The random suffix keeps the AWS names
+    unique; their old logical names stay as aliases, so a deployed ALB is not replaced.
+    """
+    return _REGION.sub(_short_region, re.sub(r"^sofacover-", "sc-", name))
+
+
 class Compute(pulumi.ComponentResource):
     """ALB (HTTPS, redirect, access logs) and an Auto Scaling group that scales on load."""
 
@@ -368,14 +393,16 @@ class Compute(pulumi.ComponentResource):
                                         ip_protocol="-1", cidr_ipv4="0.0.0.0/0", opts=child)
 
         # --- load balancer, certificate, listeners -----------------------------------------
+        stem = aws_name_stem(name)  # ALB and target-group names: 32 characters at most
         alb = aws.lb.LoadBalancer(
-            f"{name}-alb", load_balancer_type="application", internal=False,
+            f"{stem}-alb", load_balancer_type="application", internal=False,
             subnets=args.public_subnet_ids, security_groups=[alb_sg.id],
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=args.deletion_protection, idle_timeout=60,
             access_logs={"bucket": logs.id, "prefix": "alb", "enabled": True},
             tags={**tags, "Name": f"{name}-alb"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy],
+                                        aliases=[pulumi.Alias(name=f"{name}-alb")]))
 
         if args.certificate_arn is not None:
             certificate_arn = pulumi.Output.from_input(args.certificate_arn)
@@ -399,14 +426,16 @@ class Compute(pulumi.ComponentResource):
 
         def target_group(key: str, port: int, health_path: str) -> aws.lb.TargetGroup:
             return aws.lb.TargetGroup(
-                f"{name}-tg-{key}", port=port, protocol="HTTP", target_type="instance",
+                f"{stem}-{key}", port=port, protocol="HTTP", target_type="instance",
                 vpc_id=args.vpc_id, deregistration_delay=30,
                 # Sessions live in Redis: any instance can serve any request.
                 stickiness={"enabled": False, "type": "lb_cookie"},
                 health_check={"enabled": True, "path": health_path, "matcher": "200",
                               "protocol": "HTTP", "port": "traffic-port", "interval": 15,
                               "timeout": 5, "healthy_threshold": 2, "unhealthy_threshold": 3},
-                tags={**tags, "Name": f"{name}-{key}"}, opts=child)
+                tags={**tags, "Name": f"{name}-{key}"},
+                opts=pulumi.ResourceOptions(parent=self,
+                                            aliases=[pulumi.Alias(name=f"{name}-tg-{key}")]))
 
         if args.routes:
             groups = {r.name: target_group(r.name, r.port, r.health_path) for r in args.routes}
