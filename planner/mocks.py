@@ -7,16 +7,21 @@ an ARN for AWS types); an invoke it does not know is an error, so nothing is fak
 
 from __future__ import annotations
 
+import ast
 import base64
+import functools
+import gzip
 import hashlib
+import importlib.util
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
-
-from config.regions import zone_suffixes
+import yaml
 
 ACCOUNT_ID = "123456789012"  # the example account of the AWS documentation
 SECRET_MASK = "[secret]"
@@ -54,6 +59,169 @@ _NAMED: dict[str, str] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": "alarm:{name}",
 }
 _GLOBAL_SERVICES = {"iam", "s3", "cloudfront", "route53"}
+
+
+# -- autonaming, as pulumi-aws's Check does it -------------------------------------------------
+
+AUTONAMING_TABLE = Path(__file__).parent / "preflight" / "data" / "aws_autonaming.yaml"
+
+
+class AutonameError(pulumi.RunError):
+    """The provider's Check refused the name it would generate (or was given)."""
+
+
+@functools.cache
+def autonaming_table() -> dict[str, dict[str, Any]]:
+    """type token -> its autonaming rule (property, max_length, separator, randlen, ...)."""
+    data = yaml.safe_load(AUTONAMING_TABLE.read_text())
+    return {token: {**data["defaults"], **rule} for token, rule in data["types"].items()}
+
+
+def autoname(token: str, name: str, inputs: Mapping[str, Any], seed: str) -> dict[str, Any]:
+    """The inputs as the provider's Check returns them: the name property filled in.
+
+    `<logical name><separator><randlen hex chars>`, the logical name lowercased first where
+    the provider does; longer than the type's maximum is an error, never a shorter name.
+    A resource given its name (or a namePrefix, which the provider expands itself) keeps it.
+    """
+    rule = autonaming_table().get(token)
+    out = dict(inputs)
+    if rule is None:
+        return out
+    prop = rule["property"]
+    if not out.get(prop) and not out.get(prop + "Prefix"):
+        prefix = (name.lower() if rule["lowercase"] else name) + rule["separator"]
+        randlen, limit = rule["randlen"], rule["max_length"]
+        if len(prefix) + randlen > limit:
+            raise AutonameError(
+                f"could not make instance of '{token}': name '{prefix}' plus {randlen} random "
+                f"chars is longer than maximum length {limit}")
+        out[prop] = rule.get("prefix", "") + prefix + seed[:randlen]
+    value = out.get(prop)
+    check_max = rule.get("check_max_length")
+    if check_max and isinstance(value, str) and len(value) > check_max:
+        raise AutonameError(f"{token} resource '{name}' has a problem: "
+                            + rule["check_error"].format(value=value))
+    return out
+
+
+# -- AWS's own data, as moto ships it ----------------------------------------------------------
+# Read from moto's package files directly (no moto import: importing moto.ec2 loads boto3 and
+# costs about 2 s per process). Availability zones and zone ids are moto's; the real mapping
+# of zone names (us-east-1a) to zone ids (use1-az6) differs from account to account, so a
+# real account may see other ids for the same names.
+
+MOTO_VERSION = "5.2.5"  # pinned in pyproject.toml; the data below is as this version ships it
+
+
+@functools.cache
+def _moto_dir() -> Path:
+    return _package_dir("moto")
+
+
+def _moto_json(*parts: str) -> Any:
+    path = _moto_dir().joinpath(*parts)
+    if not path.exists():
+        return None
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as f:
+        return json.load(f)
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise pulumi.RunError(f"{package} is not installed; the offline plan reads AWS's zones, "
+                              "instance-type offerings and public SSM parameters from moto")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def availability_zones() -> dict[str, list[tuple[str, str]]]:
+    """region -> [(zone name, zone id)], as moto's RegionsAndZonesBackend.zones has them.
+
+    moto keeps a table for the regions whose zones are irregular (as Python literals, read
+    here with `ast` rather than by importing the module, which imports boto3) and gives every
+    other EC2 region of botocore's endpoint data zones a, b, c with ids az1..az3 by the same
+    rule as moto (tests/test_mocks.py compares the two for every region).
+    """
+    source = _moto_dir() / "ec2" / "models" / "availability_zones_and_regions.py"
+    zones: dict[str, list[tuple[str, str]]] = {}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                and any(isinstance(t, ast.Name) and t.id == "zones" for t in node.targets)):
+            continue
+        for key, value in zip(node.value.keys, node.value.values, strict=True):
+            for call in value.elts:
+                kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+                zones.setdefault(ast.literal_eval(key), []).append((kw["name"], kw["zone_id"]))
+    if not zones:
+        raise pulumi.RunError(f"no availability zones found in {source}")
+    endpoints = json.loads((_package_dir("botocore") / "data" / "endpoints.json").read_text())
+    for partition in endpoints["partitions"]:
+        if partition["partition"] not in ("aws", "aws-us-gov", "aws-cn"):  # as moto
+            continue
+        pattern = re.compile(partition["regionRegex"])
+        for region in partition["services"].get("ec2", {}).get("endpoints", {}):
+            if region in zones or not pattern.match(region):
+                continue
+            parts = region.split("-")
+            short = "usg" if region.startswith("us-gov") else parts[0]
+            short += "".join(c[0] for c in ("north", "south", "central", "east", "west")
+                             if c in region) + parts[-1]
+            zones[region] = [(f"{region}{c}", f"{short}-az{i}") for i, c in enumerate("abc", 1)]
+    return zones
+
+
+def region_zones(region: str) -> list[tuple[str, str]]:
+    zones = availability_zones().get(region)
+    if not zones:
+        raise pulumi.RunError(f"getAvailabilityZones: moto {MOTO_VERSION} knows no "
+                              f"availability zones for {region}")
+    return zones
+
+
+def zone_id(az: str) -> str:
+    """The zone id of an availability-zone name (moto's mapping; see the note above)."""
+    if not az:
+        return ""
+    zones = dict(region_zones(az[:-1]))
+    if az not in zones:
+        raise pulumi.RunError(f"{az} is not an availability zone of {az[:-1]} "
+                              f"(moto {MOTO_VERSION}: {', '.join(zones)})")
+    return zones[az]
+
+
+@functools.cache
+def _offerings(kind: str, region: str) -> dict[str, frozenset[str]]:
+    """location (region, zone name or zone id) -> instance types offered there."""
+    rows = _moto_json("ec2", "resources", "instance_type_offerings", kind, f"{region}.json.gz")
+    by_location: dict[str, set[str]] = {}
+    for row in rows or []:
+        by_location.setdefault(row["Location"], set()).add(row["InstanceType"])
+    return {k: frozenset(v) for k, v in by_location.items()}
+
+
+def instance_type_offered(region: str, instance_type: str) -> bool:
+    """Whether EC2 offers `instance_type` in `region` (moto's DescribeInstanceTypeOfferings)."""
+    return instance_type in _offerings("region", region).get(region, frozenset())
+
+
+def instance_types_in_zone(az: str) -> frozenset[str]:
+    """Instance types offered in one availability zone, by zone name (us-east-1a)."""
+    return _offerings("availability-zone", az[:-1]).get(az, frozenset())
+
+
+@functools.cache
+def _public_parameters(region: str) -> dict[str, dict[str, Any]]:
+    """AWS's public Amazon Linux AMI parameters (/aws/service/ami-amazon-linux-latest/...)
+    as moto ships them for a region (moto also ships ECS and global-infrastructure trees,
+    which the program does not read)."""
+    rows = _moto_json("ssm", "resources", "ami-amazon-linux-latest", f"{region}.json.gz")
+    return {row["Name"]: row for row in rows or []}
+
+
+def public_parameter(region: str, name: str) -> dict[str, Any] | None:
+    return _public_parameters(region).get(name)
 
 
 def digest(*parts: str) -> str:
@@ -110,6 +278,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         if token.startswith("pulumi:providers:"):
             return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
         region = self.resource_region(inputs, args.provider)
+        # As the provider's Check: fill in the autoname (or refuse it); it lands in the state.
+        inputs = autoname(token, name, inputs, h)
         state: dict[str, Any] = dict(inputs)
         if token in _EC2:
             prefix, arn = _EC2[token]
@@ -119,9 +289,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["ownerId"] = ACCOUNT_ID
             self._ec2_extras(token, rid, h, inputs, state)
         elif token in _NAMED:
-            # name_prefix: AWS appends a 26-character unique suffix.
-            rname = inputs.get("name") or (inputs["namePrefix"] + h[:26] if
-                                           inputs.get("namePrefix") else f"{name}-{h[:7]}")
+            # name_prefix: the Terraform provider appends a 26-character unique suffix.
+            rname = inputs.get("name") or inputs.get("bucket") or (inputs["namePrefix"] + h[:26])
             state["name"] = rname
             state["arn"] = _arn(token, region, _NAMED[token].format(name=rname))
             if token == "aws:s3/bucket:Bucket":
@@ -131,9 +300,7 @@ class PlanMocks(pulumi.runtime.Mocks):
             if token == "aws:iam/role:Role":
                 state["uniqueId"] = "AROA" + h[:17].upper()
         elif token == "aws:iam/rolePolicy:RolePolicy":
-            rname = inputs.get("name") or f"{name}-{h[:7]}"
-            state["name"] = rname
-            rid = f"{inputs.get('role')}:{rname}"
+            rid = f"{inputs.get('role')}:{inputs['name']}"
         elif token in _OUTPUTS:
             rid = _OUTPUTS[token](name, h, region, inputs, state)
         elif token.startswith("cloudflare:"):
@@ -155,8 +322,7 @@ class PlanMocks(pulumi.runtime.Mocks):
                          defaultSecurityGroupId=f"sg-{h[20:37]}",
                          defaultNetworkAclId=f"acl-{h[23:40]}", instanceTenancy="default")
         elif token == "aws:ec2/subnet:Subnet":
-            az = inputs.get("availabilityZone") or ""
-            state["availabilityZoneId"] = _zone_id(az)
+            state["availabilityZoneId"] = zone_id(inputs.get("availabilityZone") or "")
         elif token == "aws:ec2/eip:Eip":
             state.update(publicIp=public_ip(h), allocationId=rid,
                          publicDns=f"ec2-{public_ip(h).replace('.', '-')}.compute-1.amazonaws.com")
@@ -190,7 +356,7 @@ class PlanMocks(pulumi.runtime.Mocks):
 
 def _rds_instance(name: str, h: str, region: str, inputs: Mapping[str, Any],
                   state: dict[str, Any]) -> str:
-    ident = inputs.get("identifier") or f"{name}-{h[:7]}"
+    ident = inputs["identifier"]
     # RDS endpoints: <identifier>.<12-char account/region hash>.<region>.rds.amazonaws.com
     address = f"{ident}.c{h[12:23]}.{region}.rds.amazonaws.com"
     port = int(inputs.get("port") or 5432)
@@ -235,8 +401,8 @@ def _backup_replication(name: str, h: str, region: str, inputs: Mapping[str, Any
 
 def _replication_group(name: str, h: str, region: str, inputs: Mapping[str, Any],
                        state: dict[str, Any]) -> str:
-    gid = inputs.get("replicationGroupId") or f"{name}-{h[:7]}"[:40]
-    short = _zone_id(f"{region}a").split("-")[0]
+    gid = inputs["replicationGroupId"]
+    short = region_zones(region)[0][1].split("-")[0]  # use1-az6 -> use1
     suffix = f"{h[12:18]}.{short}.cache.amazonaws.com"
     port = int(inputs.get("port") or 6379)
     clustered = inputs.get("clusterMode") == "enabled"
@@ -256,24 +422,12 @@ def _replication_group(name: str, h: str, region: str, inputs: Mapping[str, Any]
     return gid
 
 
-def _zone_id(az: str) -> str:
-    if not az:
-        return ""
-    # AWS's own short form: us-east-1 -> use1, ap-southeast-1 -> apse1.
-    region, letter = az[:-1], az[-1]
-    area, direction, number = region.split("-")
-    short = area + _DIRECTIONS.get(direction, direction[:1]) + number
-    return f"{short}-az{ord(letter) - ord('a') + 1}"
-
-
-_DIRECTIONS = {"north": "n", "south": "s", "east": "e", "west": "w", "central": "c",
-               "northeast": "ne", "southeast": "se", "northwest": "nw", "southwest": "sw"}
-
-
 def _azs(m: PlanMocks, region: str, a: dict) -> dict:
-    names = [f"{region}{s}" for s in zone_suffixes(region)]
-    return {"id": region, "names": names, "zoneIds": [_zone_id(n) for n in names],
-            "groupNames": [region] * len(names), "state": a.get("state")}
+    # Every zone moto lists is "available" and opt-in-not-required, so the state filter and
+    # allAvailabilityZones change nothing.
+    zones = region_zones(region)
+    return {"id": region, "names": [n for n, _ in zones], "zoneIds": [z for _, z in zones],
+            "groupNames": [region] * len(zones), "state": a.get("state")}
 
 
 def _region(m: PlanMocks, region: str, a: dict) -> dict:
@@ -304,11 +458,6 @@ def _uuid(h: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-def _auto_name(name: str, h: str, inputs: Mapping[str, Any], limit: int = 255) -> str:
-    # Pulumi's auto-naming: the logical name plus a random suffix, within AWS's length limit.
-    return inputs.get("name") or f"{name[:limit - 8]}-{h[:7]}"
-
-
 # The ALB's canonical hosted zone per region (AWS's published table).
 _ALB_ZONE = {"us-east-1": "Z35SXDOTRQ7X7K", "us-west-2": "Z1H1FL5HABSF5",
              "eu-west-1": "Z32O12XQLNTSW2", "ap-southeast-1": "Z1LMS91P8CMLE5"}
@@ -321,7 +470,7 @@ _ELB_ACCOUNT = {"us-east-1": "127311923021", "us-east-2": "033677994240",
 
 def _load_balancer(name: str, h: str, region: str, inputs: Mapping[str, Any],
                    state: dict[str, Any]) -> str:
-    lb = _auto_name(name, h, inputs, 32)
+    lb = inputs["name"]
     suffix = f"app/{lb}/{h[:16]}"
     arn = _arn("aws:lb/loadBalancer:LoadBalancer", region, f"loadbalancer/{suffix}")
     state.update(name=lb, arn=arn, arnSuffix=suffix, zoneId=_ALB_ZONE.get(region, "Z3EXAMPLE"),
@@ -332,7 +481,7 @@ def _load_balancer(name: str, h: str, region: str, inputs: Mapping[str, Any],
 
 def _target_group(name: str, h: str, region: str, inputs: Mapping[str, Any],
                   state: dict[str, Any]) -> str:
-    tg = _auto_name(name, h, inputs, 32)
+    tg = inputs["name"]
     suffix = f"targetgroup/{tg}/{h[:16]}"
     arn = _arn("aws:lb/targetGroup:TargetGroup", region, suffix)
     state.update(name=tg, arn=arn, arnSuffix=suffix)
@@ -369,7 +518,7 @@ def _certificate_validation(name: str, h: str, region: str, inputs: Mapping[str,
 
 def _asg(name: str, h: str, region: str, inputs: Mapping[str, Any],
          state: dict[str, Any]) -> str:
-    group = _auto_name(name, h, inputs)
+    group = inputs["name"]
     state.update(name=group, arn=_arn("aws:autoscaling/group:Group", region,
                                       f"autoScalingGroup:{_uuid(h)}:autoScalingGroupName/{group}"))
     return group
@@ -377,7 +526,7 @@ def _asg(name: str, h: str, region: str, inputs: Mapping[str, Any],
 
 def _scaling_policy(name: str, h: str, region: str, inputs: Mapping[str, Any],
                     state: dict[str, Any]) -> str:
-    policy = _auto_name(name, h, inputs)
+    policy = inputs["name"]
     state.update(name=policy, arn=_arn(
         "aws:autoscaling/group:Group", region, f"scalingPolicy:{_uuid(h)}:autoScalingGroupName/"
         f"{inputs.get('autoscalingGroupName', '')}:policyName/{policy}"))
@@ -386,7 +535,7 @@ def _scaling_policy(name: str, h: str, region: str, inputs: Mapping[str, Any],
 
 def _eks_cluster(name: str, h: str, region: str, inputs: Mapping[str, Any],
                  state: dict[str, Any]) -> str:
-    cluster = _auto_name(name, h, inputs, 100)
+    cluster = inputs["name"]
     ca = base64.b64encode(f"-----BEGIN CERTIFICATE-----\n{h}\n-----END CERTIFICATE-----\n"
                           .encode()).decode()
     endpoint = f"https://{h[:32].upper()}.gr7.{region}.eks.amazonaws.com"
@@ -431,12 +580,32 @@ def _elb_account(m: PlanMocks, region: str, a: dict) -> dict:
     return {"id": account, "arn": f"arn:aws:iam::{account}:root", "region": region}
 
 
+# AWS publishes the EKS-optimised AMI ids as public parameters of this shape; moto does not
+# ship them, so they are answered by pattern (any Kubernetes minor version and architecture:
+# whether the version is still offered is the preflight's rule, not the mocks').
+_EKS_AMI_PARAMETER = re.compile(
+    r"^/aws/service/eks/optimized-ami/1\.[0-9]{2}/amazon-linux-2023/(x86_64|arm64)/"
+    r"(standard|nvidia|neuron)/recommended/image_id$")
+
+
 def _ssm_parameter(m: PlanMocks, region: str, a: dict) -> dict:
-    # The public AMI parameters hold an image id: answer with one, per region and name.
-    h = digest(region, a.get("name", ""))
-    return {"id": a.get("name"), "name": a.get("name"), "type": "String", "version": 1,
-            "value": f"ami-{h[:17]}", "insecureValue": f"ami-{h[:17]}",
-            "arn": f"arn:aws:ssm:{region}::parameter{a.get('name')}"}
+    name = str(a.get("name") or "")
+    known = public_parameter(region, name)
+    if known is None and _EKS_AMI_PARAMETER.match(name):
+        image = f"ami-{digest(region, name)[:17]}"
+        known = {"Name": name, "Type": "String", "Value": image, "Version": 1,
+                 "DataType": "aws:ec2:image"}
+    if known is None:
+        where = ("AWS's public parameters as moto " + MOTO_VERSION + " ships them"
+                 if name.startswith("/aws/service/") else
+                 "a parameter of the account, which the offline plan cannot read")
+        # As AWS: "ParameterNotFound: ... when calling the GetParameter operation".
+        raise pulumi.RunError(f"reading SSM Parameter ({name}) in {region}: ParameterNotFound: "
+                              f"the parameter does not exist ({where})")
+    arn = known.get("ARN") or f"arn:aws:ssm:{region}::parameter{name}"
+    return {"id": name, "name": name, "type": known["Type"], "version": known["Version"],
+            "value": known["Value"], "insecureValue": known["Value"], "arn": arn,
+            "withDecryption": a.get("withDecryption", True)}
 
 
 def _cloudflare_zone(m: PlanMocks, region: str, a: dict) -> dict:
