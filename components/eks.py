@@ -24,7 +24,18 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
 )
-ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+# EKS add-ons and their configuration values. metrics-server: EKS installs none, and every
+# HPA needs the resource metrics API. vpc-cni: NetworkPolicies are enforced only with the
+# network policy agent switched on (EKS user guide, "Restrict pod network traffic with
+# Kubernetes network policies"); without it the default-deny policies do nothing.
+# eks-pod-identity-agent: Pod Identity associations (Alertmanager publishing to SNS).
+ADDONS: dict[str, dict[str, str]] = {
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    "kube-proxy": {},
+    "coredns": {},
+    "metrics-server": {},
+    "eks-pod-identity-agent": {},
+}
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
@@ -85,8 +96,17 @@ class EksArgs:
     subnet_ids: pulumi.Input[Sequence[str]]
     """Private subnets for the control plane's network interfaces."""
     version: str = "1.33"
-    public_access_cidrs: Sequence[str] = ("0.0.0.0/0",)
-    """Who may reach the public API endpoint (authentication still applies)."""
+    public_access_cidrs: Sequence[str] = ()
+    """Who may reach the public API endpoint (authentication still applies). Empty: no
+    public endpoint at all, only the private one in the VPC.
+
+    Why private by default: the API is the cluster's whole control surface, and a public
+    endpoint open to 0.0.0.0/0 leaves only the IAM token between it and the internet. The
+    cost: the Kubernetes provider runs where `pulumi up` runs, so that machine must reach
+    the endpoint: either it runs inside the VPC (a CI runner in the private subnets, or a
+    VPN), or its egress CIDRs are listed here (`sofacover:kubernetes.
+    endpointPublicAccessCidrs`). The private endpoint stays on either way, so the nodes
+    never leave the VPC to reach the API."""
     deletion_protection: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -94,6 +114,7 @@ class EksArgs:
     def from_config(cls, cfg: KubernetesConfig, *, subnet_ids: pulumi.Input[Sequence[str]],
                     deletion_protection: bool) -> EksArgs:
         return cls(subnet_ids=subnet_ids, version=cfg.version,
+                   public_access_cidrs=tuple(cfg.endpoint_public_access_cidrs),
                    deletion_protection=deletion_protection)
 
 
@@ -113,6 +134,8 @@ class Eks(pulumi.ComponentResource):
     """Secret: where the cluster is and how to authenticate (via the AWS CLI)."""
     provider: k8s.Provider
     """The Kubernetes provider for this cluster's workloads."""
+    addons: dict[str, aws.eks.Addon]
+    """The EKS add-ons by name (ADDONS)."""
 
     def __init__(self, name: str, args: EksArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -133,8 +156,10 @@ class Eks(pulumi.ComponentResource):
         cluster = aws.eks.Cluster(
             f"{name}-cluster", version=args.version, role_arn=cluster_role.arn,
             vpc_config={"subnet_ids": args.subnet_ids, "endpoint_private_access": True,
-                        "endpoint_public_access": True,
-                        "public_access_cidrs": list(args.public_access_cidrs)},
+                        "endpoint_public_access": bool(args.public_access_cidrs),
+                        # Omitted when private: EKS would fill in its default, 0.0.0.0/0.
+                        **({"public_access_cidrs": list(args.public_access_cidrs)}
+                           if args.public_access_cidrs else {})},
             access_config={"authentication_mode": "API",
                            "bootstrap_cluster_creator_admin_permissions": True},
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
@@ -150,10 +175,13 @@ class Eks(pulumi.ComponentResource):
                                          policy_arn=arn, opts=child)
         aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster.name,
                             principal_arn=node_role.arn, type="EC2_LINUX", opts=child)
-        for addon in ADDONS:
-            aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
-                          resolve_conflicts_on_create="OVERWRITE",
-                          resolve_conflicts_on_update="PRESERVE", opts=child)
+        self.addons = {
+            addon: aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name,
+                                 addon_name=addon,
+                                 configuration_values=json.dumps(values) if values else None,
+                                 resolve_conflicts_on_create="OVERWRITE",
+                                 resolve_conflicts_on_update="PRESERVE", opts=child)
+            for addon, values in ADDONS.items()}
 
         ca = cluster.certificate_authority.data
         self.cluster_name = cluster.name

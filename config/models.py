@@ -300,10 +300,28 @@ class KubernetesConfig(Model):
     """`sofacover:kubernetes`: EKS and the app services, used when compute.platform is
     kubernetes."""
 
-    version: str = Field("1.33", pattern=r"^1\.[0-9]{2}$")
+    # 1.35: in EKS standard support until 2027-03 (planner/preflight/data/offerings.yaml).
+    version: str = Field("1.35", pattern=r"^1\.[0-9]{2}$")
     namespace: DnsLabel = "sofacover"
     hpa: HpaConfig
     services: list[ServiceConfig] = Field(min_length=1)
+    endpoint_public_access_cidrs: list[str] = []
+    """Who may reach the EKS API's public endpoint (IPv4 CIDRs). Empty, the default: no
+    public endpoint, only the private one inside the VPC. The Kubernetes provider runs
+    where `pulumi up` runs, so either run it inside the VPC (a runner in the private
+    subnets, a VPN) or list that runner's egress CIDRs here; 0.0.0.0/0 is refused in prod."""
+
+    @field_validator("endpoint_public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.IPv4Network(value, strict=True)
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "cidr", "has {value!r}, not an IPv4 CIDR with its host bits zero, like "
+                    "203.0.113.0/24 ({reason})", {"value": value, "reason": str(exc)}) from exc
+        return values
 
     @model_validator(mode="after")
     def _unique(self) -> KubernetesConfig:
@@ -630,6 +648,12 @@ def _check_topology(cfg: StackConfig) -> None:
         if cfg.environment == "prod" and net.nat_gateways != "perAz":
             raise rule("network.natGateways", "is 'single' but prod needs 'perAz': one NAT "
                        "gateway per AZ, so losing an AZ does not cut the others off")
+    k8s = cfg.kubernetes
+    if cfg.environment == "prod" and k8s is not None and any(
+            ipaddress.IPv4Network(c).prefixlen == 0 for c in k8s.endpoint_public_access_cidrs):
+        raise rule("kubernetes.endpointPublicAccessCidrs", "opens the EKS API endpoint to "
+                   "the whole internet; in prod list the deploy runner's egress CIDRs, or "
+                   "leave it empty and run `pulumi up` inside the VPC")
     if cfg.pgbouncer is not None and cfg.database is not None:
         problem = pool_budget_problem(cfg.pgbouncer.max_server_connections,
                                       cfg.database.max_connections)

@@ -91,3 +91,43 @@ def test_phase2_prod_runs_every_service_on_the_clusters_own_provider(k8s_plan, p
     assert all(d.provider.startswith(provider.urn) for d in deployments)
     assert k8s_plan.outputs["appNodePorts"] == {s.name: s.node_port
                                                 for s in cfg.kubernetes.services}
+
+
+def test_the_api_endpoint_is_private_unless_cidrs_are_listed(build):
+    (cluster,) = of_type(build(eks()).resources, "aws:eks/cluster:Cluster")
+    vpc = cluster.inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is False and "publicAccessCidrs" not in vpc
+    (cluster,) = of_type(build(eks(public_access_cidrs=("203.0.113.0/24",))).resources,
+                         "aws:eks/cluster:Cluster")
+    vpc = cluster.inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is True and vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert vpc["endpointPrivateAccess"] is True
+
+
+def test_metrics_server_and_network_policy_enforcement_are_installed(build):
+    addons = {r.inputs["addonName"]: r for r in
+              of_type(build(eks()).resources, "aws:eks/addon:Addon")}
+    assert "metrics-server" in addons and "eks-pod-identity-agent" in addons
+    assert json.loads(addons["vpc-cni"].inputs["configurationValues"]) == {
+        "enableNetworkPolicy": "true"}
+
+
+@pytest.mark.parametrize("cidrs, environment, error", [
+    (["203.0.113.0/24"], "prod", None),
+    (["0.0.0.0/0"], "dev", None),
+    (["0.0.0.0/0"], "prod", "whole internet"),
+    (["203.0.113.1/24"], "dev", "host bits"),
+    (["not-a-cidr"], "dev", "not an IPv4 CIDR"),
+])
+def test_endpoint_cidrs_are_validated_and_never_open_in_prod(cidrs, environment, error):
+    from tests.test_config import parse, problems, values
+
+    env = {} if environment == "prod" else {"sofacover__environment": "dev",
+                                             "sofacover__role": "all-in-one"}
+    vals = values(sofacover__kubernetes={"endpointPublicAccessCidrs": cidrs}, **env)
+    stack = "prod" if environment == "prod" else "dev"
+    if error is None:
+        assert parse(vals, stack=stack).kubernetes.endpoint_public_access_cidrs == cidrs
+    else:
+        (msg,) = problems(vals, stack=stack)
+        assert "sofacover:kubernetes.endpointPublicAccessCidrs" in msg and error in msg
