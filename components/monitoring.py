@@ -105,10 +105,16 @@ class MonitoringArgs:
     """Nodes of the replication group; ElastiCache names them `<group id>-001`, `-002`..."""
     kubernetes_provider: k8s.Provider | None = None
     """The cluster's provider; with it (or one in `opts`) the PrometheusRule is created."""
+    kubernetes_cluster_name: pulumi.Input[str] | None = None
+    """The EKS cluster; required with a kubernetes provider (Alertmanager's Pod Identity)."""
+    kubernetes_version: str = "1.33"
+    """Pins the Pod Security Standard version of the Prometheus namespace."""
+    pod_monitors: Sequence[Any] = ()
+    """components.prometheus.PodMonitorArgs: pods Prometheus scrapes (PgBouncer's exporter)."""
     prometheus_namespace: str = "monitoring"
     prometheus_rule_labels: Mapping[str, str] = field(
         default_factory=lambda: dict(AlertsConfig().prometheus_rule_labels))
-    """Labels the Prometheus ruleSelector matches."""
+    """Labels the Prometheus ruleSelector matches (the Prometheus stack is set to them)."""
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -464,15 +470,31 @@ class Monitoring(pulumi.ComponentResource):
         k8s_provider = _kubernetes_provider(args, opts)
         rule_name: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if k8s_provider is not None:
+            # The operator (and its CRDs) that evaluates the rule, Alertmanager sending what
+            # fires to this topic: without them the PrometheusRule is never read.
+            from components.prometheus import PrometheusStack, PrometheusStackArgs
+
+            if args.kubernetes_cluster_name is None:
+                raise ValueError("a kubernetes provider is given but kubernetes_cluster_name "
+                                 "is not; Alertmanager's Pod Identity association names the "
+                                 "cluster")
+            prometheus = PrometheusStack(f"{name}-prometheus", PrometheusStackArgs(
+                cluster_name=args.kubernetes_cluster_name, topic_arn=topic.arn,
+                topic_key_arn=key.arn, region=region,
+                rule_labels=dict(args.prometheus_rule_labels),
+                namespace=args.prometheus_namespace, pod_monitors=tuple(args.pod_monitors),
+                kubernetes_version=args.kubernetes_version, tags=tags),
+                pulumi.ResourceOptions(parent=self, providers={"kubernetes": k8s_provider}))
             prometheus_rule = k8s.apiextensions.CustomResource(
                 f"{name}-prometheus-rules", api_version="monitoring.coreos.com/v1",
                 kind="PrometheusRule",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{name}-alerts", namespace=args.prometheus_namespace,
+                    name=f"{name}-alerts", namespace=prometheus.namespace,
                     labels={"app.kubernetes.io/part-of": "sofacover",
                             **args.prometheus_rule_labels}),
                 spec=render_prometheus_rules(list(rules.values())),
-                opts=pulumi.ResourceOptions(parent=self, provider=k8s_provider))
+                opts=pulumi.ResourceOptions(parent=self, provider=k8s_provider,
+                                            depends_on=[prometheus.release]))
             rule_name = prometheus_rule.metadata.apply(_metadata_name)
 
         self.topic_arn = topic.arn

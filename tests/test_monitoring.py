@@ -51,6 +51,7 @@ def monitoring(k8s_in: str | None = None, **kw):
         extra = {}
         if k8s_in is not None:
             provider = k8s.Provider("k8s", kubeconfig="{}")
+            extra["kubernetes_cluster_name"] = "sofacover-test"
             if k8s_in == "args":
                 extra["kubernetes_provider"] = provider
             else:
@@ -352,9 +353,45 @@ def test_rendered_rules_carry_severity_labels_and_texts():
 def test_every_child_is_parented_to_the_component(build):
     run = build(monitoring(k8s_in="args", **EVERYTHING))
     (component,) = of_type(run.resources, "sofacover:monitoring:Monitoring")
+    by_urn = {r.urn: r for r in run.resources}
+
+    def under_component(r) -> bool:  # the Prometheus stack's children are grandchildren
+        while r.parent in by_urn and r.parent != component.urn:
+            r = by_urn[r.parent]
+        return r.parent == component.urn
+
     children = [r for r in run.resources
                 if r is not component and not r.type.startswith("pulumi:providers:")]
-    assert children and all(r.parent == component.urn for r in children)
+    assert children and all(under_component(r) for r in children)
+
+
+def test_prometheus_stack_evaluates_the_rule_and_alerts_reach_the_topic(build):
+    run = build(monitoring(k8s_in="args", **EVERYTHING))
+    (release,) = of_type(run.resources, "kubernetes:helm.sh/v3:Release")
+    (rule,) = of_type(run.resources, PROMETHEUS_RULE)
+    (topic,) = of_type(run.resources, "aws:sns/topic:Topic")
+    (association,) = of_type(run.resources, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    (namespace,) = of_type(run.resources, "kubernetes:core/v1:Namespace")
+    assert release.inputs["chart"] == "kube-prometheus-stack" and release.inputs["version"]
+    assert release.inputs["repositoryOpts"]["repo"].startswith("https://")
+    assert release.urn in rule.options["depends_on"]
+    assert namespace.urn in rule.options["depends_on"]
+    values = release.inputs["values"]
+    assert values["prometheus"]["prometheusSpec"]["ruleSelector"]["matchLabels"].items() <= \
+        rule.inputs["metadata"]["labels"].items()
+    (sns,) = [r for r in values["alertmanager"]["config"]["receivers"] if r.get("sns_configs")]
+    assert sns["sns_configs"][0]["topic_arn"] == topic.outputs["arn"]
+    assert association.inputs["serviceAccount"] == \
+        values["alertmanager"]["serviceAccount"]["name"]
+    assert association.inputs["clusterName"] == "sofacover-test"
+
+
+def test_a_kubernetes_provider_without_the_cluster_name_is_refused(build):
+    def fn() -> None:
+        Monitoring("mon", MonitoringArgs(kubernetes_provider=k8s.Provider("k8s",
+                                                                          kubeconfig="{}")))
+    with pytest.raises(Exception, match="kubernetes_cluster_name"):
+        build(fn)
 
 
 def test_preview_with_unknown_outputs_builds(build):
