@@ -55,6 +55,8 @@ class AppTier:
     compute: Any
     client_security_group_ids: list[Any]
     eks: Any | None
+    namespaces: dict[str, Any] | None = None
+    """On Kubernetes: namespace -> its Namespace's name Output (depend on it by using it)."""
 
 
 def regional(cfg: StackConfig) -> None:
@@ -121,7 +123,7 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     placement = dict(vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr,
                      public_subnet_ids=network.public_subnet_ids,
                      private_subnet_ids=network.private_subnet_ids, deletion_protection=prod)
-    eks = None
+    eks = namespaces = None
     if cfg.compute.platform == "kubernetes":
         # Imported here: pulumi_kubernetes costs import time a plain-EC2 stack need not pay.
         from components.eks import Eks, EksArgs
@@ -134,7 +136,7 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
             user_data=eks.node_user_data, ami_parameter=eks.ami_parameter,
             instance_role_name=eks.node_role_name,
             extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
-        workloads(cfg, name, eks)
+        namespaces = workloads(cfg, name, eks)
         export(clusterName=eks.cluster_name, kubeconfig=eks.kubeconfig)
     else:
         # The instances run PgBouncer as a sidecar; data_tier publishes its config there.
@@ -152,11 +154,12 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     clients = [compute.instance_security_group_id]
     if eks is not None:  # pods use the node's interfaces, which carry the cluster's group
         clients.append(eks.cluster_security_group_id)
-    return AppTier(compute, clients, eks)
+    return AppTier(compute, clients, eks, namespaces)
 
 
-def workloads(cfg: StackConfig, name: str, eks) -> None:
-    """The app services on the cluster, through the cluster's own Kubernetes provider."""
+def workloads(cfg: StackConfig, name: str, eks) -> dict[str, Any]:
+    """The app services on the cluster, through the cluster's own Kubernetes provider;
+    returns the namespaces it created (the app's and PgBouncer's)."""
     from components.network import plan_subnets
     from components.workloads import Workloads, WorkloadsArgs
 
@@ -168,6 +171,7 @@ def workloads(cfg: StackConfig, name: str, eks) -> None:
         pgbouncer_namespace=PGBOUNCER_NAMESPACE),
         pulumi.ResourceOptions(providers={"kubernetes": eks.provider}))
     export(appNamespace=apps.namespace, appNodePorts=apps.node_ports)
+    return apps.namespaces
 
 
 def data_tier(cfg: StackConfig, network, app: AppTier,
@@ -183,10 +187,11 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
     secrets = pulumi.Config()
     # Each data store's children are named after it (sofacover-prod-database-kms, ...), so
     # AWS consoles tell the database's key and group from the cache's.
-    db = Database(f"{name}-database", DatabaseArgs.from_config(
+    db_args = DatabaseArgs.from_config(
         cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
         protect=prod, backup_replication_region=cfg.database.backup_replication_region,
-        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
+        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags)
+    db = Database(f"{name}-database", db_args, opts)
     cache = Cache(f"{name}-cache", CacheArgs.from_config(
         cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
         auth_token=secrets.require_secret("redisAuthToken"), protect=prod,
@@ -196,6 +201,9 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
                  "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
                  "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
     on_k8s = app.eks is not None
+    # On Kubernetes, the namespace's Output: PgBouncer's and the job's objects wait for it.
+    data_namespace = app.namespaces[PGBOUNCER_NAMESPACE] if app.namespaces else \
+        PGBOUNCER_NAMESPACE
     k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": app.eks.provider}) \
         if on_k8s else None
     # Without Kubernetes every instance runs PgBouncer: the server budget is divided by the
@@ -203,14 +211,15 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
         cfg.pgbouncer, cfg.database, database_host=db.address, passwords=passwords,
         kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
-        namespace=PGBOUNCER_NAMESPACE, parameter_path=sidecar_path(cfg)),
+        namespace=data_namespace, parameter_path=sidecar_path(cfg)),
         k8s_opts if on_k8s else opts)
     if on_k8s:
         from components.partitions import PartitionJob, PartitionJobArgs
 
         PartitionJob(f"{name}-partitions", PartitionJobArgs(
             database_host=db.address, password=passwords["sofacover_app"],
-            namespace=PGBOUNCER_NAMESPACE), k8s_opts)
+            avoid_windows=(db_args.backup_window, db_args.maintenance_window),
+            namespace=data_namespace), k8s_opts)
     export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address, dbPort=db.port,
            dbMasterUserSecretArn=db.master_user_secret_arn,
            cacheEndpoint=cache.endpoint_address,
@@ -250,6 +259,15 @@ def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
                                        for r in routes},
             asg_name=app.compute.asg_name,
             kubernetes_provider=app.eks.provider if app.eks is not None else None)
+        if app.eks is not None:
+            from components.pgbouncer import exporter_pod_monitor
+
+            resources.update(
+                kubernetes_cluster_name=app.eks.cluster_name,
+                kubernetes_version=cfg.kubernetes.version,
+                pod_monitors=(exporter_pod_monitor(f"sofacover-{cfg.stack}",
+                                                   PGBOUNCER_NAMESPACE),)
+                if cfg.role in ("all-in-one", "primary") else ())
     if db is not None and cfg.database is not None:
         key = "db_replica_ids" if cfg.role == "secondary" and not cfg.promote \
             else "db_instance_id"

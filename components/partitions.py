@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +104,62 @@ class PartitionJobArgs:
     """The owner of the orders table (only the owner may add partitions)."""
     database_name: str = "sofacover"
     quarters_ahead: int = 4
-    schedule: str = "17 3 * * *"
-    """Daily (UTC), away from the backup window; each run is idempotent."""
-    namespace: str = "data"
+    schedule: str = "17 6 * * *"
+    """Daily (UTC), `minute hour * * *`; each run is idempotent. It must not overlap
+    `avoid_windows`: DDL during a backup or maintenance slows both, and a maintenance
+    reboot fails the run."""
+    avoid_windows: Sequence[str] = ()
+    """The database's backup window (`hh:mm-hh:mm`, daily) and maintenance window
+    (`ddd:hh:mm-ddd:hh:mm`, weekly), UTC, as RDS writes them."""
+    active_deadline_seconds: int = 600
+    """How long one run may take; the whole run must fit between the windows."""
+    namespace: pulumi.Input[str] = "data"
+    """Pass the Namespace resource's `metadata.name`, so every object waits for it."""
     image: str = PSQL_IMAGE
+
+
+MINUTES_PER_DAY, MINUTES_PER_WEEK = 24 * 60, 7 * 24 * 60
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _minute_of_day(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _window_intervals(window: str) -> list[tuple[int, int]]:
+    """A window as [start, end) minutes of the week (a daily window once per day)."""
+    start, end = window.lower().split("-")
+    if start[:3] in DAYS:  # weekly: ddd:hh:mm-ddd:hh:mm
+        first = DAYS.index(start[:3]) * MINUTES_PER_DAY + _minute_of_day(start[4:])
+        last = DAYS.index(end[:3]) * MINUTES_PER_DAY + _minute_of_day(end[4:])
+        return [(first, last if last > first else last + MINUTES_PER_WEEK)]
+    first, last = _minute_of_day(start), _minute_of_day(end)
+    if last <= first:
+        last += MINUTES_PER_DAY
+    return [(d * MINUTES_PER_DAY + first, d * MINUTES_PER_DAY + last) for d in range(7)]
+
+
+def schedule_conflict(schedule: str, run_seconds: int, windows: Sequence[str]) -> str | None:
+    """Which window a daily `minute hour * * *` run (of up to `run_seconds`) overlaps, or
+    None. Other cron forms are refused: the check could not vouch for them."""
+    fields = schedule.split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"] or not all(
+            f.isdigit() for f in fields[:2]) or int(fields[0]) > 59 or int(fields[1]) > 23:
+        return (f"is {schedule!r}; give a daily `minute hour * * *` schedule (UTC) so it can "
+                "be checked against the database's windows")
+    start = int(fields[1]) * 60 + int(fields[0])
+    length = -(-run_seconds // 60)
+    for window in windows:
+        for w_start, w_end in _window_intervals(window):
+            for day in range(7):
+                r_start = day * MINUTES_PER_DAY + start
+                # Shifted a week both ways: a Sunday-night run reaches into Monday's window.
+                for shift in (-MINUTES_PER_WEEK, 0, MINUTES_PER_WEEK):
+                    if r_start < w_end + shift and w_start + shift < r_start + length:
+                        return (f"is {schedule!r} (UTC): a run of up to {length} min overlaps "
+                                f"the database window {window}; move it outside")
+    return None
 
 
 def _secret_env(name: str, key: str, secret: pulumi.Output[str]) -> k8s.core.v1.EnvVarArgs:
@@ -126,6 +179,10 @@ class PartitionJob(pulumi.ComponentResource):
         if args.quarters_ahead < 1:
             raise ValueError(f"quarters_ahead is {args.quarters_ahead}; keep at least the "
                              "next quarter ready so inserts never reach the default")
+        problem = schedule_conflict(args.schedule, args.active_deadline_seconds,
+                                    args.avoid_windows)
+        if problem:
+            raise ValueError(f"PartitionJobArgs.schedule {problem}")
         super().__init__("sofacover:partitions:PartitionJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         sql = job_sql(args.quarters_ahead)
@@ -166,7 +223,8 @@ class PartitionJob(pulumi.ComponentResource):
                 successful_jobs_history_limit=3, failed_jobs_history_limit=5,
                 job_template=k8s.batch.v1.JobTemplateSpecArgs(
                     spec=k8s.batch.v1.JobSpecArgs(
-                        backoff_limit=3, active_deadline_seconds=600,
+                        backoff_limit=3,
+                        active_deadline_seconds=args.active_deadline_seconds,
                         ttl_seconds_after_finished=86400,
                         template=k8s.core.v1.PodTemplateSpecArgs(
                             metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),

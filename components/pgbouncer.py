@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
+from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -218,7 +219,8 @@ class PgBouncerArgs:
     parameter_path: str | None = None
     """Without Kubernetes: SSM path the config is published under (`<path>/pgbouncer.ini`,
     and `<path>/userlist.txt` as a SecureString); the instances' user data reads it."""
-    namespace: str = "data"
+    namespace: pulumi.Input[str] = "data"
+    """Pass the Namespace resource's `metadata.name`, so every object waits for it."""
     image: str = PGBOUNCER_IMAGE
     exporter_image: str = EXPORTER_IMAGE
     labels: dict[str, str] = field(default_factory=dict)
@@ -229,7 +231,7 @@ class PgBouncerArgs:
                     passwords: Mapping[str, pulumi.Output[str]], kubernetes: bool,
                     replica_host: pulumi.Input[str] | None = None,
                     instances: int | None = None,
-                    namespace: str = "data",
+                    namespace: pulumi.Input[str] = "data",
                     parameter_path: str | None = None) -> PgBouncerArgs:
         """`instances`: without Kubernetes, how many hosts run PgBouncer at most (the Auto
         Scaling group's maxSize): the budget is divided by that, not by cfg.replicas."""
@@ -261,7 +263,24 @@ def _userlist(passwords: Sequence[str], *, users: Sequence[str]) -> str:
 
 
 def _exporter_dsn(password: str, *, user: str) -> str:
-    return f"postgres://{user}:{password}@127.0.0.1:{PORT}/pgbouncer?sslmode=disable"
+    # Percent-encoded: a password with @, :, / or # would otherwise end the userinfo early
+    # and the exporter would dial the wrong host or fail to parse the URL.
+    return (f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{PORT}"
+            "/pgbouncer?sslmode=disable")
+
+
+def pod_selector(name: str) -> dict[str, str]:
+    """The labels of the PgBouncer component `name`'s pods."""
+    return {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name}
+
+
+def exporter_pod_monitor(name: str, namespace: str):
+    """How Prometheus finds the exporter of the PgBouncer component `name` (the
+    PgBouncerClientWait alerts read its pgbouncer_pools_* series)."""
+    from components.prometheus import PodMonitorArgs
+
+    return PodMonitorArgs(name=f"{name}-pgbouncer", namespace=namespace,
+                          match_labels=pod_selector(name), port="metrics")
 
 
 def _checksum(text: str) -> str:
@@ -417,7 +436,7 @@ class PgBouncer(pulumi.ComponentResource):
                 requests={"cpu": "50m", "memory": "32Mi"}, limits={"memory": "64Mi"}),
             security_context=restricted)
 
-        selector = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name}
+        selector = pod_selector(name)
         k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=meta(name=name),
             spec=k8s.apps.v1.DeploymentSpecArgs(

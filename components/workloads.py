@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config.models import HpaConfig, KubernetesConfig, ScalingRule, ServiceConfig
+from config.presets import PLACEHOLDER_IMAGE
 
 POSTGRES_PORT = 5432
 PGBOUNCER_PORT = 6432
@@ -35,6 +36,28 @@ PART_OF = "sofacover"
 NAME_LABEL = "app.kubernetes.io/name"
 # The label components/pgbouncer.py puts on its pods.
 PGBOUNCER_NAME = "pgbouncer"
+# Where the placeholder image (nginx-unprivileged) reads its server block.
+PLACEHOLDER_CONF = "/etc/nginx/conf.d/default.conf"
+PLACEHOLDER_CONFIG_MAP = "placeholder-nginx"
+
+
+def placeholder_server_block(port: int, health_path: str) -> str:
+    """The placeholder's nginx server: the service's port, 200 on its health path."""
+    return "\n".join([
+        "server {",
+        f"    listen {port};",
+        f"    location = {health_path} {{",
+        "        access_log off;",
+        "        default_type text/plain;",
+        '        return 200 "ok\\n";',
+        "    }",
+        "    location / {",
+        "        root /usr/share/nginx/html;",
+        "        index index.html;",
+        "    }",
+        "}",
+        "",
+    ])
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,11 @@ class ServiceArgs:
     min_replicas: int
     """HPA floor, and the Deployment's initial replicas."""
     max_replicas: int
+
+    @property
+    def placeholder(self) -> bool:
+        """Runs the placeholder image, which gets its server block from a ConfigMap."""
+        return self.image == PLACEHOLDER_IMAGE
 
     @classmethod
     def from_config(cls, svc: ServiceConfig, hpa: HpaConfig) -> ServiceArgs:
@@ -126,6 +154,9 @@ class WorkloadsArgs:
     """Size cap of the writable /tmp (the root filesystem is read-only)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra labels on every object."""
+    extra_namespaces: Sequence[str] = ()
+    """Namespaces of the app's other tiers (PgBouncer and the partition job run in `data`),
+    created here with the same restricted Pod Security labels."""
 
     @classmethod
     def from_config(cls, cfg: KubernetesConfig, *, vpc_cidr: str, data_cidrs: Sequence[str],
@@ -143,6 +174,7 @@ class WorkloadsArgs:
             scale_up=ScalingArgs.from_config(hpa.scale_up),
             scale_down=ScalingArgs.from_config(hpa.scale_down),
             kubernetes_version=cfg.version,
+            extra_namespaces=(pgbouncer_namespace,) if pgbouncer_namespace else (),
         )
 
 
@@ -162,6 +194,10 @@ def check_args(args: WorkloadsArgs) -> None:
     if args.run_as_user < 1:
         raise ValueError(f"WorkloadsArgs.run_as_user is {args.run_as_user}; it must be a "
                          "non-root UID (>= 1)")
+    if args.namespace in args.extra_namespaces or \
+            len(set(args.extra_namespaces)) != len(args.extra_namespaces):
+        raise ValueError(f"WorkloadsArgs.extra_namespaces {list(args.extra_namespaces)} "
+                         f"repeats a namespace (the app's is {args.namespace!r})")
     if args.termination_grace_seconds <= args.pre_stop_seconds:
         raise ValueError(f"WorkloadsArgs.termination_grace_seconds is "
                          f"{args.termination_grace_seconds} but pre_stop_seconds is "
@@ -241,9 +277,14 @@ def pod_spec(args: WorkloadsArgs, svc: ServiceArgs) -> dict[str, Any]:
             # The pod keeps serving while its endpoint is withdrawn from every node; the
             # kubelet's own sleep needs no shell or sleep binary in the image.
             "lifecycle": {"preStop": {"sleep": {"seconds": args.pre_stop_seconds}}},
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}] + (
+                [{"name": "placeholder", "mountPath": PLACEHOLDER_CONF,
+                  "subPath": f"{svc.name}.conf", "readOnly": True}]
+                if svc.placeholder else []),
         }],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": args.tmp_size_limit}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": args.tmp_size_limit}}] + (
+            [{"name": "placeholder", "configMap": {"name": PLACEHOLDER_CONFIG_MAP}}]
+            if svc.placeholder else []),
     }
 
 
@@ -306,6 +347,9 @@ class Workloads(pulumi.ComponentResource):
     """Names of the Kubernetes Services, in config order."""
     node_ports: pulumi.Output[dict[str, int]]
     """Service name -> the NodePort its ALB target group must use."""
+    namespaces: dict[str, pulumi.Output[str]]
+    """Namespace -> its Namespace's `metadata.name` (the app's and `extra_namespaces`): pass
+    it as a namespace so the objects in it wait for it."""
 
     def __init__(self, name: str, args: WorkloadsArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -315,19 +359,30 @@ class Workloads(pulumi.ComponentResource):
         restricted = ("enforce", "audit", "warn")
         psa_version = f"v{args.kubernetes_version}"
 
+        ns_labels = {
+            **_labels(args),
+            **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in restricted},
+            **{f"pod-security.kubernetes.io/{mode}-version": psa_version
+               for mode in restricted},
+        }
         ns = k8s.core.v1.Namespace(f"{name}-namespace", metadata={
-            "name": args.namespace,
-            "labels": {
-                **_labels(args),
-                **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in restricted},
-                **{f"pod-security.kubernetes.io/{mode}-version": psa_version
-                   for mode in restricted},
-            },
-        }, opts=child)
+            "name": args.namespace, "labels": ns_labels}, opts=child)
         namespace = ns.metadata.name
+        self.namespaces = {args.namespace: namespace}
+        for extra in args.extra_namespaces:
+            self.namespaces[extra] = k8s.core.v1.Namespace(
+                f"{name}-{extra}-namespace", metadata={"name": extra, "labels": ns_labels},
+                opts=child).metadata.name
 
         def meta(obj_name: str, svc: str | None = None) -> dict[str, Any]:
             return {"name": obj_name, "namespace": namespace, "labels": _labels(args, svc)}
+
+        placeholders = [svc for svc in args.services if svc.placeholder]
+        if placeholders:
+            k8s.core.v1.ConfigMap(f"{name}-placeholder", metadata=meta(PLACEHOLDER_CONFIG_MAP),
+                                  data={f"{svc.name}.conf": placeholder_server_block(
+                                      svc.port, svc.health_path) for svc in placeholders},
+                                  opts=child)
 
         services: list[k8s.core.v1.Service] = []
         for svc in args.services:

@@ -18,6 +18,7 @@ from components.partitions import (
     quarter_start,
     quarters,
     rolling_partitions_sql,
+    schedule_conflict,
 )
 from planner.mocks import SECRET_MASK
 from tests import engines
@@ -168,3 +169,43 @@ def test_rolling_sql_fails_when_rows_fell_into_the_default(pg):
             "VALUES (1, '2040-01-01', 1)")
     with pytest.raises(RuntimeError, match="orders_default holds rows"):
         pg.psql(rolling_partitions_sql(1))
+
+
+# --- schedule against the database's windows ---------------------------------------------
+
+RDS_WINDOWS = ("03:00-04:00", "sun:04:30-sun:05:30")
+
+
+@pytest.mark.parametrize("schedule, clash", [
+    ("17 3 * * *", "03:00-04:00"),            # inside the backup window (the old default)
+    ("55 2 * * *", "03:00-04:00"),            # starts before, runs into it
+    ("35 4 * * *", "sun:04:30-sun:05:30"),    # Sundays only, still every week
+    ("17 6 * * *", None),
+    ("0 12 * * *", None),
+])
+def test_schedule_stays_outside_the_backup_and_maintenance_windows(schedule, clash):
+    problem = schedule_conflict(schedule, 600, RDS_WINDOWS)
+    assert (problem is None) if clash is None else (clash in problem)
+
+
+def test_a_sunday_night_run_reaching_into_a_monday_window_is_caught():
+    assert "mon:00:05" in schedule_conflict("55 23 * * *", 1200, ["mon:00:05-mon:01:00"])
+
+
+def test_a_schedule_the_check_cannot_read_is_refused():
+    assert "daily" in schedule_conflict("*/5 * * * *", 600, RDS_WINDOWS)
+
+
+def test_the_default_schedule_clears_the_database_components_windows(build):
+    from components.database import DatabaseArgs
+
+    fields = DatabaseArgs.__dataclass_fields__
+    windows = (fields["backup_window"].default, fields["maintenance_window"].default)
+    assert schedule_conflict(PartitionJobArgs.schedule, 600, windows) is None
+
+    def fn() -> None:
+        PartitionJob("p", PartitionJobArgs(database_host="db", schedule="17 3 * * *",
+                                           avoid_windows=windows,
+                                           password=pulumi.Output.secret("pw")))
+    with pytest.raises(Exception, match="03:00-04:00"):
+        build(fn)

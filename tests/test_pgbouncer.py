@@ -387,3 +387,14 @@ def test_without_kubernetes_the_budget_is_divided_by_the_most_instances(build):
         pulumi.export("pool", pgb.pool_size_per_instance)
 
     assert build(fn).outputs["pool"] == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS // seed.ASG_MAX
+
+
+def test_the_exporter_dsn_percent_encodes_user_and_password():
+    from urllib.parse import unquote, urlsplit
+
+    from components.pgbouncer import _exporter_dsn
+
+    password = "p@ss:w/rd#?%"
+    url = urlsplit(_exporter_dsn(password, user="stats@x"))
+    assert url.hostname == "127.0.0.1" and url.port == PORT
+    assert unquote(url.password) == password and unquote(url.username) == "stats@x"

@@ -275,9 +275,36 @@ def test_containers_run_under_the_restricted_security_context(build, configs, st
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
         # A read-only root needs somewhere to write: /tmp is a size-capped emptyDir.
-        assert container(deployment)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-        (tmp,) = pod["volumes"]
+        # The placeholder image also mounts its server block, read-only, and nothing else.
+        mounts = container(deployment)["volumeMounts"]
+        assert mounts[0] == {"name": "tmp", "mountPath": "/tmp"}
+        assert all(m.get("readOnly") for m in mounts[1:])
+        tmp = pod["volumes"][0]
         assert tmp["name"] == "tmp" and "sizeLimit" in tmp["emptyDir"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_placeholder_listens_on_the_service_port_and_answers_its_health_path(
+        build, configs, stack):
+    from components.workloads import PLACEHOLDER_CONF
+
+    run = build(workloads(args_for(configs[stack])))
+    (config_map,) = [r for r in of_type(run.resources, "kubernetes:core/v1:ConfigMap")]
+    for svc in configs[stack].kubernetes.services:
+        block = config_map.inputs["data"][f"{svc.name}.conf"]
+        assert f"listen {svc.port};" in block
+        assert f"location = {svc.health_path} {{" in block and "return 200" in block
+    for deployment in of_type(run.resources, DEPLOYMENT):
+        (mount,) = [m for m in container(deployment)["volumeMounts"] if m["name"] != "tmp"]
+        assert mount["mountPath"] == PLACEHOLDER_CONF
+
+
+def test_pgbouncers_namespace_is_created_restricted_like_the_apps(build, configs):
+    run = build(workloads(args_for(configs["prod"], pgbouncer_namespace="data")))
+    namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"]
+                  for r in of_type(run.resources, "kubernetes:core/v1:Namespace")}
+    assert set(namespaces) == {configs["prod"].kubernetes.namespace, "data"}
+    assert namespaces["data"] == namespaces[configs["prod"].kubernetes.namespace]
 
 
 def test_service_accounts_do_not_mount_api_tokens(build, configs):
@@ -484,8 +511,9 @@ def test_schemas_are_those_of_the_configured_kubernetes_version():
 def test_every_rendered_object_passes_the_strict_schemas(build, configs, stack):
     args = args_for(configs[stack], with_overrides(configs[stack]), pgbouncer_namespace="data")
     objs = manifests(build(workloads(args)))
-    # The namespace, six objects per service, and four namespace-wide network policies.
-    assert len(objs) == 1 + 6 * len(configs[stack].kubernetes.services) + 4
+    # Two namespaces (the app's, PgBouncer's), the placeholder's ConfigMap, six objects per
+    # service, and four namespace-wide network policies.
+    assert len(objs) == 2 + 1 + 6 * len(configs[stack].kubernetes.services) + 4
     assert [e for obj in objs for e in schema_errors(obj)] == []
 
 
