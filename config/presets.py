@@ -36,17 +36,20 @@ _HPA = {
     },
 }
 
+# The placeholder every service runs until the app's registry exists (set per stack). It
+# must run as the pods are configured: nginx-unprivileged runs as any non-root UID, keeps
+# its pid and temp files in /tmp (an emptyDir: the root filesystem is read-only) and listens
+# on 8080; components/workloads.py mounts a server block that answers the health path.
+PLACEHOLDER_IMAGE = "public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine"
+
 # The seed's move to focused services. Paths are ALB path patterns; the storefront takes the
-# rest. Images are placeholders until the app's registry exists (set per stack).
+# rest.
 _SERVICES = [
-    {"name": "catalog", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
-     "path": "/api/catalog*", "nodePort": 30081},
-    {"name": "cart", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
-     "path": "/api/cart*", "nodePort": 30082},
-    {"name": "checkout", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
-     "path": "/api/checkout*", "nodePort": 30083},
-    {"name": "storefront", "image": "public.ecr.aws/docker/library/nginx:1.27-alpine",
-     "path": "/*", "nodePort": 30080},
+    {"name": "catalog", "image": PLACEHOLDER_IMAGE, "path": "/api/catalog*", "nodePort": 30081},
+    {"name": "cart", "image": PLACEHOLDER_IMAGE, "path": "/api/cart*", "nodePort": 30082},
+    {"name": "checkout", "image": PLACEHOLDER_IMAGE, "path": "/api/checkout*",
+     "nodePort": 30083},
+    {"name": "storefront", "image": PLACEHOLDER_IMAGE, "path": "/*", "nodePort": 30080},
 ]
 
 _DATABASE = {
@@ -94,8 +97,12 @@ PHASES: dict[int, dict[str, Any]] = {
                  "apiEdgeCache": False, "geoLoadBalancing": False},
     },
     2: {
-        # Project choice: pods on EKS from phase 2, where the plan's HPA takes over.
-        "compute": {"platform": "kubernetes"},
+        # Project choice: pods on EKS from phase 2, where the plan's HPA takes over. The node
+        # group must hold every service at its HPA maximum (4 x 20 x 250m = 20 vCPU) plus
+        # PgBouncer, Prometheus and the per-node system pods and reservations: 8 x m5.large
+        # offer about 14 vCPU after those, 8 x m5.xlarge about 30 (the preflight's
+        # k8s-capacity-at-max counts it), headroom for a rollout's surge pods included.
+        "compute": {"platform": "kubernetes", "instanceType": "m5.xlarge"},
         # "auto": on where the zone's plan has it (Polish and WebP: Pro and up).
         "edge": {"imageOptimization": "auto", "tieredCache": True, "apiEdgeCache": True},
     },
@@ -114,7 +121,10 @@ PHASES: dict[int, dict[str, Any]] = {
 ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "dev": {
         "network": {"natGateways": "single", "flowLogs": {"retentionDays": 14}},
-        "compute": {"instanceType": "t3.medium", "minSize": 1, "maxSize": 2,
+        # maxSize 4: on EKS (phases 2-3) the services at their HPA maximum, PgBouncer,
+        # Prometheus and the system pods need about 5.3 vCPU and 9.2 GiB; 4 x t3.medium
+        # offer 7 vCPU and 13.8 GiB after each node's reservations (k8s-capacity-at-max).
+        "compute": {"instanceType": "t3.medium", "minSize": 1, "maxSize": 4,
                     "desiredCapacity": 1, "domainName": "dev.sofacoverpro.com",
                     "accessLogDays": 14},
         "kubernetes": {"hpa": {"minReplicas": 1, "maxReplicas": 3}},
