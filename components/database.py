@@ -130,6 +130,9 @@ class DatabaseArgs:
             max_allocated_storage_gb=cfg.max_allocated_storage_gb, iops=cfg.iops,
             max_connections=cfg.max_connections, storage_type=cfg.storage_type,
             multi_az=cfg.multi_az, backup_retention_days=cfg.backup_retention_days,
+            # The copy in the other region keeps as long as the primary: after losing the
+            # primary's region, a restore can still reach back the seed's 30 days.
+            backup_replication_retention_days=cfg.backup_retention_days,
             auto_minor_version_upgrade=cfg.auto_minor_version_upgrade,
             protect=protect, replicate_source_db=replicate_source_db, promote=promote,
             backup_replication_region=backup_replication_region,

@@ -1,0 +1,107 @@
+"""What matters in prod, on the whole program's plan of every prod stack at every phase:
+protections of stateful data, encryption, flow logs, IMDSv2, TLS, asserted as literal
+values (not the modules' own constants), so a wiring slip in __main__.py or a weakened
+default fails here even when every component test passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import of_type
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # AWS's TLS 1.3 + 1.2, forward secrecy only
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3])
+def phase_plans(request, prod, prod_phase2, prod_phase3):
+    return request.param, {1: prod, 2: prod_phase2, 3: prod_phase3}[request.param]
+
+
+def _all(plans, token):
+    return [(p.stack, r) for p in plans.values() for r in of_type(p.resources, token)]
+
+
+def test_every_database_is_protected_encrypted_and_kept(phase_plans):
+    phase, plans = phase_plans
+    dbs = _all(plans, "aws:rds/instance:Instance")
+    assert dbs, phase
+    for stack, db in dbs:
+        where = f"phase {phase} {stack}"
+        assert db.options["protect"] is True, where
+        assert db.inputs["deletionProtection"] is True, where
+        assert db.inputs["storageEncrypted"] is True and db.inputs["kmsKeyId"], where
+        assert db.inputs["multiAz"] is True, where
+        assert db.inputs["publiclyAccessible"] is False, where
+        if db.inputs.get("replicateSourceDb"):
+            # A read replica takes no final snapshot (RDS refuses one); its key is its region's.
+            assert f":{db.region}:" in db.inputs["kmsKeyId"], where
+        else:
+            assert db.inputs["backupRetentionPeriod"] == 30, where
+            assert db.inputs["skipFinalSnapshot"] is False, where
+            assert db.inputs["finalSnapshotIdentifier"], where
+            assert db.inputs["deleteAutomatedBackups"] is False, where
+
+
+def test_the_primary_database_replicates_its_backups_to_another_region(prod):
+    (replication,) = of_type(prod["prod"].resources, "aws:rds/instanceAutomatedBackupsReplication:"
+                             "InstanceAutomatedBackupsReplication")
+    assert replication.region == "us-west-2"
+    assert replication.inputs["retentionPeriod"] == 30
+    assert ":us-west-2:" in replication.inputs["kmsKeyId"]
+
+
+def test_every_cache_is_protected_encrypted_and_snapshotted(phase_plans):
+    phase, plans = phase_plans
+    caches = _all(plans, "aws:elasticache/replicationGroup:ReplicationGroup")
+    assert caches, phase
+    for stack, cache in caches:
+        assert cache.options["protect"] is True, stack
+        assert cache.inputs["atRestEncryptionEnabled"] is True, stack
+        assert cache.inputs["transitEncryptionEnabled"] is True, stack
+        assert cache.inputs["kmsKeyId"], stack
+        assert cache.inputs["finalSnapshotIdentifier"], stack
+        assert cache.inputs["snapshotRetentionLimit"] >= 1, stack
+        assert cache.inputs["authToken"] == "[secret]", stack
+
+
+def test_every_vpc_has_flow_logs_of_all_traffic(phase_plans):
+    _, plans = phase_plans
+    for plan in plans.values():
+        vpcs = of_type(plan.resources, "aws:ec2/vpc:Vpc")
+        logs = of_type(plan.resources, "aws:ec2/flowLog:FlowLog")
+        assert len(logs) == len(vpcs), plan.stack
+        assert all(log.inputs["trafficType"] == "ALL" for log in logs), plan.stack
+
+
+def test_every_launch_template_requires_imdsv2_and_encrypts_its_volumes(phase_plans):
+    _, plans = phase_plans
+    for stack, lt in _all(plans, "aws:ec2/launchTemplate:LaunchTemplate"):
+        assert lt.inputs["metadataOptions"]["httpTokens"] == "required", stack
+        assert lt.inputs["metadataOptions"]["httpPutResponseHopLimit"] <= 2, stack
+        for mapping in lt.inputs["blockDeviceMappings"]:
+            assert mapping["ebs"]["encrypted"] in (True, "true"), stack
+
+
+def test_every_listener_is_https_with_the_modern_policy_or_redirects_to_it(phase_plans):
+    _, plans = phase_plans
+    listeners = _all(plans, "aws:lb/listener:Listener")
+    assert listeners
+    for stack, listener in listeners:
+        if listener.inputs["protocol"] == "HTTPS":
+            assert listener.inputs["sslPolicy"] == TLS_POLICY, stack
+        else:
+            (action,) = listener.inputs["defaultActions"]
+            assert action["type"] == "redirect", stack
+            assert action["redirect"]["protocol"] == "HTTPS", stack
+
+
+def test_every_kms_key_rotates_and_topic_and_bucket_are_encrypted(phase_plans):
+    _, plans = phase_plans
+    for stack, key in _all(plans, "aws:kms/key:Key"):
+        assert key.inputs["enableKeyRotation"] is True, stack
+    for stack, topic in _all(plans, "aws:sns/topic:Topic"):
+        assert topic.inputs["kmsMasterKeyId"], stack
+    for stack, block in _all(plans, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
+        assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy",
+                                                      "ignorePublicAcls",
+                                                      "restrictPublicBuckets")), stack
