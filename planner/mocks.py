@@ -22,6 +22,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime.rpc import UNKNOWN  # an input not known yet in preview
 
 ACCOUNT_ID = "123456789012"  # the example account of the AWS documentation
 SECRET_MASK = "[secret]"
@@ -99,7 +100,7 @@ def autoname(token: str, name: str, inputs: Mapping[str, Any], seed: str) -> dic
         out[prop] = rule.get("prefix", "") + prefix + seed[:randlen]
     value = out.get(prop)
     check_max = rule.get("check_max_length")
-    if check_max and isinstance(value, str) and len(value) > check_max:
+    if check_max and isinstance(value, str) and value != UNKNOWN and len(value) > check_max:
         raise AutonameError(f"{token} resource '{name}' has a problem: "
                             + rule["check_error"].format(value=value))
     return out

@@ -109,6 +109,11 @@ def test_load_balancer_name_over_32_is_refused_by_the_upstream_check():
         autoname(LB, "lb", {"name": "n" * 33}, SEED)  # a given name is checked too
 
 
+def test_a_name_not_known_until_apply_is_not_checked():
+    # In a preview an input computed from another resource is the engine's unknown value.
+    assert autoname(LB, "lb", {"name": mocks.UNKNOWN}, SEED) == {"name": mocks.UNKNOWN}
+
+
 def test_a_name_prefix_is_left_to_the_provider():
     assert "name" not in autoname("aws:rds/parameterGroup:ParameterGroup", "x" * 300,
                                   {"namePrefix": "pg-"}, SEED)
