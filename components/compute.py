@@ -22,6 +22,7 @@ import pulumi_aws as aws
 
 from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
 from components.pgbouncer import PORT as PGBOUNCER_PORT
+from components.placeholder import PLACEHOLDER_CONF, PLACEHOLDER_IMAGE, placeholder_server_block
 from config.cloudflare import IPV4_RANGES
 from config.models import (
     HOSTNAME,
@@ -87,7 +88,7 @@ class ComputeArgs:
     health_check_grace_seconds: int = 120
     root_volume_gb: int = 30
     platform: Literal["ec2", "kubernetes"] = "ec2"
-    app_image: str = "public.ecr.aws/docker/library/nginx:1.27-alpine"
+    app_image: str = PLACEHOLDER_IMAGE
     app_port: int = 8080
     health_check_path: str = "/healthz"
     routes: Sequence[Route] = ()
@@ -177,7 +178,7 @@ class ComputeArgs:
 
 
 def render_app_user_data(image: str, port: int, region: str = "",
-                         sidecar_path: str | None = None) -> str:
+                         sidecar_path: str | None = None, health_path: str = "/healthz") -> str:
     """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar (when its config is
     published in SSM), then the app container, read-only, pointed at the sidecar.
 
@@ -206,17 +207,27 @@ def render_app_user_data(image: str, port: int, region: str = "",
         ]
         env += f" -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT={q(str(PGBOUNCER_PORT))}"
     publish = "--network host" if sidecar_path else f"-p {q(f'{port}:{port}')}"
+    mount = ""
+    if image == PLACEHOLDER_IMAGE:
+        # The placeholder listens on the app port and answers the health path only with
+        # its server block (components/placeholder.py), as on Kubernetes.
+        lines += ["mkdir -p /etc/sofacover",
+                  "cat > /etc/sofacover/placeholder.conf <<'SOFACOVER_EOF'",
+                  placeholder_server_block(port, health_path).rstrip("\n"),
+                  "SOFACOVER_EOF"]
+        mount = f" -v /etc/sofacover/placeholder.conf:{PLACEHOLDER_CONF}:ro"
     lines += [
         f"docker pull {q(image)}",
         f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
-        f"--cap-drop ALL --security-opt no-new-privileges {env} {publish} {q(image)}",
+        f"--cap-drop ALL --security-opt no-new-privileges {env}{mount} {publish} {q(image)}",
         "",
     ]
     return "\n".join(lines)
 
 
-def _app_user_data(region: str, image: str, port: int, sidecar_path: str | None) -> str:
-    return render_app_user_data(image, port, region, sidecar_path)
+def _app_user_data(region: str, image: str, port: int, sidecar_path: str | None,
+                   health_path: str) -> str:
+    return render_app_user_data(image, port, region, sidecar_path, health_path)
 
 
 def validation_names(domain_name: str) -> list[str]:
@@ -481,7 +492,8 @@ class Compute(pulumi.ComponentResource):
         user_data = (args.user_data if args.user_data is not None
                      else region.apply(functools.partial(
                          _app_user_data, image=args.app_image, port=args.app_port,
-                         sidecar_path=args.sidecar_parameter_path)))
+                         sidecar_path=args.sidecar_parameter_path,
+                         health_path=args.health_check_path)))
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt", image_id=ami, instance_type=args.instance_type,
             iam_instance_profile={"arn": profile.arn},

@@ -22,8 +22,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.placeholder import (
+    PLACEHOLDER_CONF,
+    PLACEHOLDER_IMAGE,
+    placeholder_server_block,
+)
 from config.models import HpaConfig, KubernetesConfig, ScalingRule, ServiceConfig
-from config.presets import PLACEHOLDER_IMAGE
 
 POSTGRES_PORT = 5432
 PGBOUNCER_PORT = 6432
@@ -36,28 +40,7 @@ PART_OF = "sofacover"
 NAME_LABEL = "app.kubernetes.io/name"
 # The label components/pgbouncer.py puts on its pods.
 PGBOUNCER_NAME = "pgbouncer"
-# Where the placeholder image (nginx-unprivileged) reads its server block.
-PLACEHOLDER_CONF = "/etc/nginx/conf.d/default.conf"
 PLACEHOLDER_CONFIG_MAP = "placeholder-nginx"
-
-
-def placeholder_server_block(port: int, health_path: str) -> str:
-    """The placeholder's nginx server: the service's port, 200 on its health path."""
-    return "\n".join([
-        "server {",
-        f"    listen {port};",
-        f"    location = {health_path} {{",
-        "        access_log off;",
-        "        default_type text/plain;",
-        '        return 200 "ok\\n";',
-        "    }",
-        "    location / {",
-        "        root /usr/share/nginx/html;",
-        "        index index.html;",
-        "    }",
-        "}",
-        "",
-    ])
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from config.presets import PLACEHOLDER_IMAGE
 from config.regions import AZ_COUNT, KNOWN_REGIONS
 from config.thresholds import AlertsConfig
 
@@ -161,7 +162,7 @@ class ComputeConfig(Model):
     instance_warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 90
     health_check_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
     root_volume_gb: Annotated[int, Field(ge=8, le=1024)] = 30
-    app_image: ImageReference = "public.ecr.aws/docker/library/nginx:1.27-alpine"
+    app_image: ImageReference = PLACEHOLDER_IMAGE
     app_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     health_check_path: UrlPath = "/healthz"
     domain_name: Hostname = "sofacoverpro.com"
