@@ -350,8 +350,10 @@ class PgBouncer(pulumi.ComponentResource):
             import pulumi_aws as aws
 
             child = pulumi.ResourceOptions(parent=self)
+            # insecure_value: the ini holds no secret, and a reviewer should see its pool
+            # sizes in the preview (the provider masks `value` as if it were one).
             aws.ssm.Parameter(f"{name}-ini", name=f"{args.parameter_path}/pgbouncer.ini",
-                              type="String", value=ini, tier="Standard",
+                              type="String", insecure_value=ini, tier="Standard",
                               description="pgbouncer.ini of the instances' sidecar", opts=child)
             aws.ssm.Parameter(f"{name}-userlist", name=f"{args.parameter_path}/userlist.txt",
                               type="SecureString", value=userlist, tier="Standard",

@@ -105,3 +105,46 @@ def test_every_kms_key_rotates_and_topic_and_bucket_are_encrypted(phase_plans):
         assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy",
                                                       "ignorePublicAcls",
                                                       "restrictPublicBuckets")), stack
+
+
+# --- connection budgets, read from what the plan would deploy ------------------------------
+
+RESERVED = 3  # PostgreSQL's superuser_reserved_connections default
+
+
+def _ini_value(ini: str, key: str) -> int:
+    (line,) = [ln for ln in ini.splitlines() if ln.split("=")[0].strip() == key]
+    return int(line.split("=", 1)[1])
+
+
+def _max_connections(plan) -> int:
+    (group,) = of_type(plan.resources, "aws:rds/parameterGroup:ParameterGroup")
+    (param,) = [p for p in group.inputs["parameters"] if p["name"] == "max_connections"]
+    return int(param["value"])
+
+
+def test_ec2_sidecars_at_full_scale_out_fit_the_databases_connections(prod):
+    plan = prod["prod"]
+    (ini,) = [r for r in of_type(plan.resources, "aws:ssm/parameter:Parameter")
+              if r.inputs["name"].endswith("/pgbouncer.ini")]
+    per_instance = _ini_value(ini.inputs["insecureValue"], "max_db_connections")
+    (group,) = of_type(plan.resources, "aws:autoscaling/group:Group")
+    # Every instance the group may launch runs a sidecar with its own pools.
+    assert per_instance * group.inputs["maxSize"] <= _max_connections(plan) - RESERVED
+    assert per_instance >= 1
+
+
+def test_kubernetes_pgbouncer_pods_during_a_rollout_fit_the_databases_connections(
+        prod_phase2):
+    plan = prod_phase2["prod"]
+    by_urn = {r.urn: r for r in plan.resources}
+    (config,) = [r for r in of_type(plan.resources, "kubernetes:core/v1:ConfigMap")
+                 if "pgbouncer.ini" in (r.inputs.get("data") or {})]
+    per_pod = _ini_value(config.inputs["data"]["pgbouncer.ini"], "max_db_connections")
+    (deployment,) = [r for r in of_type(plan.resources, "kubernetes:apps/v1:Deployment")
+                     if by_urn[r.parent].type == "sofacover:pgbouncer:PgBouncer"]
+    spec = deployment.inputs["spec"]
+    surge = spec["strategy"]["rollingUpdate"]["maxSurge"]
+    assert isinstance(surge, int), "a percentage surge makes the pod count unbounded here"
+    pods = spec["replicas"] + surge
+    assert per_pod * pods <= _max_connections(plan) - RESERVED
