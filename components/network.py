@@ -22,6 +22,12 @@ from config.models import NetworkConfig
 TIERS = ("public", "private", "data")
 
 
+# Zone ids where EKS does not place control-plane interfaces (CreateCluster fails with
+# UnsupportedAvailabilityZoneException). Source: the EKS user guide, "Cluster VPC and subnet
+# requirements" (read 2026-11-27).
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+
+
 def plan_subnets(cidr: str, az_count: int) -> dict[str, list[str]]:
     """Carve the VPC into per-AZ subnets for each tier, deterministically.
 
@@ -141,9 +147,13 @@ class Network(pulumi.ComponentResource):
         def tags(role: str, **extra: str) -> dict[str, str]:
             return {**args.tags, "Name": f"{name}-{role}", **extra}
 
+        # Zones by id, not name: names map to different zones in every account, and EKS
+        # refuses control-plane subnets in a few zone ids. Left out from the start on every
+        # platform, so moving a phase to EKS never moves a subnet.
         zones = aws.get_availability_zones_output(
             state="available",
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS),
             opts=invoke,
         ).names.apply(functools.partial(_check_zones, wanted=args.az_count))
         region = aws.get_region_output(opts=invoke).region

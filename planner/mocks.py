@@ -426,7 +426,9 @@ def _replication_group(name: str, h: str, region: str, inputs: Mapping[str, Any]
 def _azs(m: PlanMocks, region: str, a: dict) -> dict:
     # Every zone moto lists is "available" and opt-in-not-required, so the state filter and
     # allAvailabilityZones change nothing.
-    zones = region_zones(region)
+    # The provider filters excludeNames / excludeZoneIds itself, after DescribeAvailabilityZones.
+    skip = set(a.get("excludeNames") or []) | set(a.get("excludeZoneIds") or [])
+    zones = [(n, z) for n, z in region_zones(region) if n not in skip and z not in skip]
     return {"id": region, "names": [n for n, _ in zones], "zoneIds": [z for _, z in zones],
             "groupNames": [region] * len(zones), "state": a.get("state")}
 

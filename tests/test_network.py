@@ -186,3 +186,12 @@ def test_outputs_are_set_and_registered(build):
 def test_builds_in_preview_mode_with_unknown_outputs(build):
     res = build(network(), preview=True).resources
     assert len(of_type(res, SUBNET)) == 9
+
+
+def test_subnets_never_land_in_a_zone_id_eks_refuses(build):
+    # moto maps us-east-1e to use1-az3; with five zones wanted, a-d and f are used instead.
+    res = build(network(az_count=5, region="us-east-1")).resources
+    zone_ids = {s.outputs["availabilityZoneId"] for s in of_type(res, SUBNET)}
+    assert len(zone_ids) == 5 and "use1-az3" not in zone_ids
+    assert {s.inputs["availabilityZone"] for s in of_type(res, SUBNET)} == \
+        {"us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"}

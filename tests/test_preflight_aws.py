@@ -286,3 +286,58 @@ def test_acm_validation_records_are_dns_only_and_created_once(prod):
     twin.resources = [*twin.resources, record]
     (dup,) = preflight.check([plan, twin], only=["acm-validation-records"])
     assert dup.stack == "prod-us-west-2" and "already created by stack prod" in dup.message
+
+
+# --- instance-type offerings and the EKS endpoint ---------------------------------------
+
+def test_instance_types_must_be_offered_in_the_region_and_every_zone_of_the_group():
+    from planner.mocks import availability_zones, instance_types_in_zone
+
+    zones = [name for name, _ in availability_zones()["us-east-1"]]
+    # A type the region offers but one of its zones does not (moto's offerings data).
+    everywhere = set.intersection(*(set(instance_types_in_zone(z)) for z in zones))
+    anywhere = set.union(*(set(instance_types_in_zone(z)) for z in zones))
+    partial = sorted(anywhere - everywhere)[0]
+    missing = next(z for z in zones if partial not in instance_types_in_zone(z))
+    subnet = res("aws:ec2/subnet:Subnet", "s", availabilityZone=missing)
+    subnet.id = "subnet-1"
+
+    def plan_with(kind):
+        lt = res("aws:ec2/launchTemplate:LaunchTemplate", "lt", instanceType=kind)
+        lt.id = "lt-1"
+        group = res("aws:autoscaling/group:Group", "g", launchTemplate={"id": "lt-1"},
+                    vpcZoneIdentifiers=["subnet-1"])
+        return [subnet, lt, group]
+
+    found = errors(plan_with(partial), "aws-instance-type-offered")
+    assert [(f.resource.split()[-1], f.property) for f in found] == \
+        [("g", "vpcZoneIdentifiers")] and missing in found[0].message
+    assert {f.property for f in errors(plan_with("m5.nonesuch"),
+                                       "aws-instance-type-offered")} >= {"instanceType"}
+    fine = sorted(everywhere)[0]
+    assert errors(plan_with(fine), "aws-instance-type-offered") == []
+
+
+def test_a_private_only_eks_endpoint_warns_where_pulumi_up_must_run():
+    def findings(vpc_config):
+        return preflight_of([res("aws:eks/cluster:Cluster", vpcConfig=vpc_config)],
+                            "aws-eks-endpoint-reachable", today=TODAY)
+
+    (private,) = findings({"endpointPublicAccess": False, "endpointPrivateAccess": True})
+    assert private.severity == "warning" and "inside the VPC" in private.message
+    (open_,) = findings({"endpointPublicAccess": True})
+    assert "open to the internet" in open_.message
+    assert findings({"endpointPublicAccess": True, "publicAccessCidrs": ["198.51.100.7/32"]}) \
+        == []
+
+
+def test_eks_control_plane_subnets_outside_the_zone_ids_eks_refuses():
+    def plan_with(zone_id):
+        subnet = res("aws:ec2/subnet:Subnet", "s")
+        subnet.id, subnet.outputs = "subnet-1", {"availabilityZoneId": zone_id}
+        cluster = res("aws:eks/cluster:Cluster", "c", vpcConfig={"subnetIds": ["subnet-1"]})
+        return [subnet, cluster]
+
+    (finding,) = errors(plan_with("use1-az3"), "aws-eks-subnet-zones")
+    assert finding.property == "vpcConfig.subnetIds" and "use1-az3" in finding.message
+    assert errors(plan_with("use1-az1"), "aws-eks-subnet-zones") == []

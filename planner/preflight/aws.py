@@ -731,3 +731,70 @@ def acm_validation_records(ctx: Context) -> Iterator:
             yield ctx.error(rec, "name", f"{name} is already created by stack {seen[name]}; "
                             "ACM issues one record per name and account, so create it once "
                             "(compute.dnsValidation external here)")
+
+
+@rule("aws-instance-type-offered", "Every EC2 instance type a launch template or a mixed "
+      "instances policy names is offered in the stack's region and in each availability "
+      "zone its Auto Scaling group spans",
+      source="EC2 DescribeInstanceTypeOfferings as shipped in moto's data "
+      "(ec2/resources/instance_type_offerings; planner/mocks.py pins the version)",
+      checked=CHECKED)
+def instance_type_offered(ctx: Context) -> Iterator:
+    from planner.mocks import MOTO_VERSION, instance_type_offered, instance_types_in_zone
+
+    source = f"moto {MOTO_VERSION} instance_type_offerings (region and availability-zone)"
+    zones = {s.id: value(s, "availabilityZone") for s in ctx.of_type("aws:ec2/subnet:Subnet")}
+    templates: dict[str | None, set[str]] = {}
+    for lt in ctx.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        kind = value(lt, "instanceType")
+        if isinstance(kind, str):
+            templates.setdefault(lt.id, set()).add(kind)
+            if lt.region and not instance_type_offered(lt.region, kind):
+                yield ctx.error(lt, "instanceType", f"{kind} is not offered in {lt.region}",
+                                source=source)
+    for group in ctx.of_type("aws:autoscaling/group:Group"):
+        kinds = set(templates.get((value(group, "launchTemplate") or {}).get("id"), ()))
+        policy = value(group, "mixedInstancesPolicy") or {}
+        for override in (policy.get("launchTemplate") or {}).get("overrides") or []:
+            if isinstance(override.get("instanceType"), str):
+                kinds.add(override["instanceType"])
+        for subnet in value(group, "vpcZoneIdentifiers") or []:
+            az = zones.get(subnet)
+            if not isinstance(az, str):
+                continue
+            for kind in sorted(kinds - instance_types_in_zone(az)):
+                yield ctx.error(group, "vpcZoneIdentifiers", f"{kind} is not offered in "
+                                f"{az}: instances cannot launch there", source=source)
+
+
+@rule("aws-eks-endpoint-reachable", "The Kubernetes provider reaches the EKS API from where "
+      "`pulumi up` runs: with no public endpoint, it must run inside the VPC",
+      source="https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html "
+      "(private-only endpoint: reachable only from the VPC or connected networks)",
+      checked=CHECKED)
+def eks_endpoint_reachable(ctx: Context) -> Iterator:
+    for cluster in ctx.of_type("aws:eks/cluster:Cluster"):
+        vpc = value(cluster, "vpcConfig") or {}
+        if vpc.get("endpointPublicAccess") is False:
+            yield ctx.warning(cluster, "vpcConfig.endpointPublicAccess", "is false: `pulumi "
+                              "up` must run inside the VPC (or a network joined to it) to "
+                              "create the Kubernetes resources; or list the runner's egress "
+                              "CIDRs in sofacover:kubernetes.endpointPublicAccessCidrs")
+        elif "0.0.0.0/0" in (vpc.get("publicAccessCidrs") or ["0.0.0.0/0"]):
+            yield ctx.warning(cluster, "vpcConfig.publicAccessCidrs", "the API endpoint is "
+                              "open to the internet (only IAM authentication guards it)")
+
+
+@rule("aws-eks-subnet-zones", "EKS control-plane subnets are not in a zone id EKS refuses "
+      "(use1-az3, usw1-az2, cac1-az3)",
+      source="https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html (subnet "
+      "requirements; UnsupportedAvailabilityZoneException)", checked=CHECKED)
+def eks_subnet_zones(ctx: Context) -> Iterator:
+    from components.network import EKS_UNSUPPORTED_ZONE_IDS
+
+    zone_ids = {s.id: value(s, "availabilityZoneId") for s in ctx.of_type("aws:ec2/subnet:Subnet")}
+    for cluster in ctx.of_type("aws:eks/cluster:Cluster"):
+        for subnet in (value(cluster, "vpcConfig") or {}).get("subnetIds") or []:
+            if zone_ids.get(subnet) in EKS_UNSUPPORTED_ZONE_IDS:
+                yield ctx.error(cluster, "vpcConfig.subnetIds", f"{subnet} is in "
+                                f"{zone_ids[subnet]}, where EKS places no control plane")
