@@ -175,6 +175,7 @@ def rules_markdown() -> str:
     ]
     for r in sorted(RULES.values(), key=lambda r: r.id):
         lines.append(f"| `{r.id}` | {_cell(r.summary)} | {_cell(r.source)} | {r.checked} |")
+    lines += _offerings_markdown()
     from config.secrets import FORMATS
 
     lines += [
@@ -195,3 +196,32 @@ def rules_markdown() -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _offerings_markdown() -> list[str]:
+    """The dated offerings the version and class rules read, row by row with their sources."""
+    from planner.preflight.aws import offerings
+
+    data = offerings()
+    lines = ["", "## Dated offerings (planner/preflight/data/offerings.yaml)", "",
+             "| offering | standard support ends | source | read on |", "|---|---|---|---|"]
+    for row in data["rds_postgres"]["majors"]:
+        lines.append(f"| RDS for PostgreSQL {row['major']} | {row['standard_support_ends']} | "
+                     f"{_cell(row['source'])} | {row['read']} |")
+    for row in data["rds_postgres"]["retired_minors"]:
+        lines.append(f"| RDS for PostgreSQL {', '.join(row['versions'])}: not created from "
+                     f"{row['no_create_from']} | - | {_cell(row['source'])} | {row['read']} |")
+    fams = data["rds_postgres"]["instance_families"]
+    lines.append(f"| RDS for PostgreSQL classes: {', '.join(fams['families'])} | - | "
+                 f"{_cell(fams['source'])} | {fams['read']} |")
+    for row in data["eks"]["versions"]:
+        lines.append(f"| EKS Kubernetes {row['version']} | {row['standard_support_ends']} | "
+                     f"{_cell(row['source'])} | {row['read']} |")
+    for row in data["elasticache"]["engines"]:
+        lines.append(f"| ElastiCache {row['engine']} {row['version']} | "
+                     f"{row.get('standard_support_ends', '-')} | {_cell(row['source'])} | "
+                     f"{row['read']} |")
+    fams = data["elasticache"]["node_families"]
+    lines.append(f"| ElastiCache node families: {', '.join(fams['families'])} | - | "
+                 f"{_cell(fams['source'])} | {fams['read']} |")
+    return lines
