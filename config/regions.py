@@ -2,8 +2,8 @@
 
 The region list is the public AWS commercial partition (checked 2026-11); a stack file
 naming anything else fails validation. Availability-zone counts are public facts used by
-validation (a VPC cannot span more AZs than the region has) and by the offline plan's
-mocks, which answer `getAvailabilityZones` the way the region would.
+validation (a VPC cannot span more AZs than the region has); the offline plan's mocks
+answer `getAvailabilityZones` from moto's data, and a test keeps the two in agreement.
 """
 
 from __future__ import annotations
@@ -32,7 +32,3 @@ DEFAULT_VPC_CIDR: dict[str, str] = {
 DEV_VPC_CIDR = "10.100.0.0/16"
 FALLBACK_VPC_CIDR = "10.0.0.0/16"
 
-
-def zone_suffixes(region: str) -> list[str]:
-    """Availability-zone letters of a region, in order (us-east-1 -> a..f)."""
-    return [chr(ord("a") + i) for i in range(AZ_COUNT.get(region, 3))]
