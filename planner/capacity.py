@@ -1,0 +1,1011 @@
+"""Time to capacity: a step of N x load on a serving stack as configured, simulated second by
+second, and the setting that binds when it misses the seed's 2-minute KPI.
+
+Two platforms (config/presets.py): `kubernetes` (phases 2-3: every service's HPA, the pods'
+start-up, the node group that must hold them) and `ec2` (phase 1: the Auto Scaling group's
+policies, CloudWatch's periods, instance launch or warm-pool start, the ALB health check).
+
+The HPA is the controller's own algorithm, read from kubernetes/kubernetes
+pkg/controller/podautoscaler/replica_calculator.go (GetResourceReplicas, groupPods) and
+horizontal.go (reconcileAutoscaler, stabilizeRecommendationWithBehaviors,
+convertDesiredReplicasWithBehaviorRate, calculateScaleUp/DownLimitWithScalingRules), as
+summarised in ../shared/docs/anchors.md section 2. Every timing that is an estimate, not a
+documented figure, is a `Timing` field named UNVERIFIED in its comment: the report prints the
+timings it used.
+
+The load model: 1x is the load the minimum fleet carries at its CPU target (the most load
+that does not scale anything); N x multiplies it at t = 0. A service has capacity when its
+ready pods carry the demand within the HPA's tolerance of the target (the point where the
+controller stops adding), or when it runs maxReplicas ready pods (all the config allows).
+The seconds to capacity are the first second every service of the stack has it.
+
+Pure Python: no Pulumi import here (the adapter reads the validated StackConfig only).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from config.models import StackConfig
+
+# --- the HPA controller's constants (kube-controller-manager defaults) ----------------------
+TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
+SYNC_PERIOD_S = 15  # --horizontal-pod-autoscaler-sync-period
+CPU_INITIALIZATION_PERIOD_S = 300  # --horizontal-pod-autoscaler-cpu-initialization-period
+
+SelectPolicy = Literal["Max", "Min", "Disabled"]
+Provisioning = Literal["fixed", "cpu-target-tracking", "cluster-autoscaler"]
+
+
+# === the HPA, as the controller computes it ==================================================
+
+@dataclass(frozen=True)
+class Policy:
+    """One HPAScalingPolicy: `kind` Percent or Pods, `value` per `period_s`."""
+
+    kind: Literal["Percent", "Pods"]
+    value: int
+    period_s: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One direction of an HPA's behavior (HPAScalingRules)."""
+
+    window_s: int
+    policies: tuple[Policy, ...]
+    select: SelectPolicy = "Max"
+
+
+@dataclass(frozen=True)
+class Hpa:
+    min_replicas: int
+    max_replicas: int
+    cpu_target: int
+    """averageUtilization of CPU, percent of the request."""
+    up: Rules
+    down: Rules
+    memory_target: int | None = None
+    tolerance: float = TOLERANCE
+
+
+@dataclass(frozen=True)
+class PodSample:
+    """What the replica calculator sees of one pod for one resource metric.
+
+    `state`: `pending` (not scheduled), `unready` (running but not Ready, or Ready without a
+    sample taken a whole metric window after readiness), `ready`. `usage` is the latest metric
+    value (None: metrics-server has none: a "missing" pod)."""
+
+    request: int
+    usage: int | None
+    state: Literal["pending", "unready", "ready"] = "ready"
+
+
+def utilization_ratio(usage: Sequence[int], requests: Sequence[int],
+                      target: int) -> tuple[float, int]:
+    """metrics.GetResourceUtilizationRatio: (ratio, utilization). The utilization is an
+    integer percent (Go's integer division), the ratio that integer over the target."""
+    utilization = (sum(usage) * 100) // sum(requests)
+    return utilization / target, utilization
+
+
+def replicas_for_resource(current: int, pods: Sequence[PodSample], target: int, *,
+                          cpu: bool, tolerance: float = TOLERANCE) -> int | None:
+    """ReplicaCalculator.GetResourceReplicas; None where the controller gets an error (no
+    metric for any ready pod), so the metric proposes nothing."""
+    metrics: dict[int, int] = {}
+    ignored: list[int] = []
+    missing: list[int] = []
+    for i, pod in enumerate(pods):  # groupPods
+        if pod.state == "pending":
+            ignored.append(i)
+        elif pod.usage is None:
+            missing.append(i)
+        elif cpu and pod.state == "unready":
+            ignored.append(i)
+        else:
+            metrics[i] = pod.usage
+    if not metrics:
+        return None
+    ratio, _ = utilization_ratio(list(metrics.values()), [pods[i].request for i in metrics],
+                                 target)
+    rebalance_ignored = bool(ignored) and ratio > 1.0
+    if not rebalance_ignored and not missing:
+        if abs(1.0 - ratio) <= tolerance:
+            return current
+        return math.ceil(ratio * len(metrics))
+    if missing:
+        if ratio < 1.0:  # scale-down: missing pods count as using their whole request
+            metrics.update({i: pods[i].request for i in missing})
+        elif ratio > 1.0:  # scale-up: missing pods count as 0
+            metrics.update({i: 0 for i in missing})
+    if rebalance_ignored:  # scale-up: unready and pending pods count as 0
+        metrics.update({i: 0 for i in ignored})
+    new_ratio, _ = utilization_ratio(list(metrics.values()),
+                                     [pods[i].request for i in metrics], target)
+    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or \
+            (ratio > 1.0 > new_ratio):
+        return current
+    new = math.ceil(new_ratio * len(metrics))
+    if (new_ratio < 1.0 and new > current) or (new_ratio > 1.0 and new < current):
+        return current
+    return new
+
+
+@dataclass
+class HpaState:
+    """The controller's memory of one HPA: recommendations and scale events, (time, value)."""
+
+    recommendations: list[tuple[float, int]] = field(default_factory=list)
+    up_events: list[tuple[float, int]] = field(default_factory=list)
+    down_events: list[tuple[float, int]] = field(default_factory=list)
+
+
+def _changed_in_period(events: list[tuple[float, int]], now: float, period_s: int) -> int:
+    # getReplicasChangePerPeriod: events strictly after now - period.
+    return sum(change for when, change in events if when > now - period_s)
+
+
+def stabilize(state: HpaState, hpa: Hpa, now: float, current: int, desired: int) -> int:
+    """stabilizeRecommendationWithBehaviors: up, the lowest recommendation of the up window
+    (this one included); down, the highest of the down window. Stores `desired`."""
+    up = desired >= current
+    window = hpa.up.window_s if up else hpa.down.window_s
+    better = min if up else max
+    out = desired
+    for when, rec in state.recommendations:
+        if when > now - window:
+            out = better(out, rec)
+    keep = max(hpa.up.window_s, hpa.down.window_s)
+    state.recommendations = [r for r in state.recommendations if r[0] >= now - keep]
+    state.recommendations.append((now, desired))
+    return out
+
+
+def scale_up_limit(current: int, state: HpaState, rules: Rules, now: float) -> int:
+    """calculateScaleUpLimitWithScalingRules: periodStart = current - added + removed in the
+    period; Percent rounds up, Pods adds; selectPolicy picks among the policies."""
+    if rules.select == "Disabled":
+        return current
+    proposals = []
+    for p in rules.policies:
+        start = (current - _changed_in_period(state.up_events, now, p.period_s)
+                 + _changed_in_period(state.down_events, now, p.period_s))
+        proposals.append(start + p.value if p.kind == "Pods"
+                         else math.ceil(start * (1 + p.value / 100)))
+    return min(proposals) if rules.select == "Min" else max(proposals)
+
+
+def scale_down_limit(current: int, state: HpaState, rules: Rules, now: float) -> int:
+    """calculateScaleDownLimitWithBehaviors: Percent truncates (floor), Pods subtracts; the
+    default Max selects the largest change, i.e. the lowest count."""
+    if rules.select == "Disabled":
+        return current
+    proposals = []
+    for p in rules.policies:
+        start = (current + _changed_in_period(state.down_events, now, p.period_s)
+                 - _changed_in_period(state.up_events, now, p.period_s))
+        proposals.append(start - p.value if p.kind == "Pods"
+                         else int(start * (1 - p.value / 100)))
+    return max(proposals) if rules.select == "Min" else min(proposals)
+
+
+def rate_limited(state: HpaState, hpa: Hpa, now: float, current: int, desired: int) -> int:
+    """convertDesiredReplicasWithBehaviorRate: the rate limit, then min/max replicas."""
+    if desired > current:
+        limit = max(scale_up_limit(current, state, hpa.up, now), current)
+        return min(desired, hpa.max_replicas, limit)
+    if desired < current:
+        limit = min(scale_down_limit(current, state, hpa.down, now), current)
+        return max(desired, hpa.min_replicas, limit)
+    return desired
+
+
+def reconcile(state: HpaState, hpa: Hpa, now: float, current: int,
+              proposals: Sequence[int | None]) -> int:
+    """reconcileAutoscaler with a behavior: the new spec replicas of the target. `current` is
+    the target's spec replicas; `proposals` one per metric (None: that metric failed)."""
+    if current > hpa.max_replicas:
+        desired = hpa.max_replicas
+    elif current < hpa.min_replicas:
+        desired = hpa.min_replicas
+    else:
+        valid = [p for p in proposals if p is not None]
+        if not valid:
+            return current  # every metric failed: no rescale
+        desired = rate_limited(state, hpa, now, current,
+                               stabilize(state, hpa, now, current, max(valid)))
+    if desired != current:  # storeScaleEvent
+        longest = max((p.period_s for p in (hpa.up if desired > current else hpa.down).policies),
+                      default=0)
+        events = state.up_events if desired > current else state.down_events
+        events[:] = [e for e in events if e[0] > now - longest]
+        events.append((now, abs(desired - current)))
+    return desired
+
+
+# === the stack as the simulator sees it =====================================================
+
+@dataclass(frozen=True)
+class Service:
+    """One Deployment under an HPA."""
+
+    name: str
+    cpu_request_m: int
+    cpu_limit_m: int | None
+    hpa: Hpa
+    memory_request_mib: int = 512
+    memory_usage_mib: int = 256
+    """Steady memory per pod: it does not grow with load, so memory never drives a scale-up."""
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """The worker nodes (the Compute component's Auto Scaling group on kubernetes)."""
+
+    instance_type: str
+    vcpus: int
+    allocatable_cpu_m: int
+    """Per node, after kube-reserved and the per-node DaemonSets' requests."""
+    min_size: int
+    max_size: int
+    desired: int
+    provisioning: Provisioning
+    system_cpu_m: int = 0
+    """Requests of the cluster's other pods (PgBouncer, Prometheus, CoreDNS, metrics-server)."""
+    cpu_target_percent: int = 70
+    fast_margin: int = 15
+    fast_percent: int = 50
+    warmup_s: int = 90
+    spare_nodes: int = 0
+    """Nodes held beyond what the minimum pods need (low-priority placeholder pods)."""
+
+
+@dataclass(frozen=True)
+class Ec2Group:
+    """The phase-1 Auto Scaling group behind the ALB (components/compute.py)."""
+
+    instance_type: str
+    min_size: int
+    max_size: int
+    desired: int
+    cpu_target_percent: int
+    requests_per_target: int | None
+    warmup_s: int
+    warm_pool: bool
+    warm_pool_min_size: int = 1
+    warm_pool_max_prepared: int | None = None
+    fast_margin: int = 15
+    fast_percent: int = 50
+    health_interval_s: int = 15
+    healthy_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long things take. Documented figures cite their source; estimates say UNVERIFIED."""
+
+    sync_s: int = SYNC_PERIOD_S
+    metric_resolution_s: int = 15
+    """metrics-server --metric-resolution (15 s default; 15-60 s, anchors.md s.2): a pod's
+    sample is its average over the last window, so the HPA sees usage up to 2 windows late."""
+    pod_start_s: int = 10
+    """Scheduled to Ready with the image cached (startup probe every 2 s, readiness every 5 s);
+    UNVERIFIED estimate."""
+    image_pull_s: int = 15
+    """Extra on a node that has not pulled the image yet; UNVERIFIED estimate."""
+    node_launch_s: int = 90
+    """EKS node: instance launch, nodeadm join, Ready (60-120 s, anchors.md s.8, UNVERIFIED)."""
+    ca_scan_s: int = 10
+    """Cluster Autoscaler's scan interval (anchors.md s.8)."""
+    instance_launch_s: int = 30
+    """EC2 launch to running (26-29 s measured, anchors.md s.3)."""
+    app_bootstrap_s: int = 60
+    """ec2 user data: docker install, image pulls, PgBouncer config, app start; UNVERIFIED."""
+    warm_start_s: int = 30
+    """A stopped warm-pool instance started with its containers; UNVERIFIED estimate."""
+    cloudwatch_period_s: int = 60
+    cloudwatch_delay_s: int = 30
+    """A 1-minute datapoint reaches the alarm this long after its minute ends; UNVERIFIED."""
+    tracking_datapoints: int = 3
+    """Target tracking's scale-out alarm: 3 of 3 datapoints of 60 s (anchors.md s.3)."""
+    horizon_s: int = 1200
+
+
+@dataclass(frozen=True)
+class Row:
+    """One second of the timeline (totals over the stack's services)."""
+
+    t: int
+    load: float
+    demand: float
+    """kubernetes: CPU millicores the load needs; ec2: instance-CPU percent."""
+    capacity: float
+    """Ready capacity at the target: ready pods x request x target (or instances x target)."""
+    ready: int
+    total: int
+    pending: int
+    desired: int
+    nodes_ready: int
+    nodes_launching: int
+
+
+@dataclass(frozen=True)
+class Result:
+    stack: str
+    platform: str
+    load: float
+    seconds: int | None
+    """First second every service has capacity; None: not within the horizon."""
+    per_service: dict[str, int | None]
+    timeline: list[Row]
+    notes: list[str] = field(default_factory=list)
+    binding: list[str] = field(default_factory=list)
+
+    def meets(self, kpi_s: int) -> bool:
+        return self.seconds is not None and self.seconds <= kpi_s
+
+
+LoadProfile = Callable[[int], float]
+
+
+def step(load: float) -> LoadProfile:
+    """1x before t = 0, `load` x from t = 0."""
+    return lambda t: 1.0 if t < 0 else load
+
+
+# === Kubernetes ==============================================================================
+
+@dataclass
+class _Pod:
+    svc: int
+    created: int
+    node: int | None = None
+    ready_at: int | None = None
+    usage: float = 0.0
+    acc: float = 0.0
+    acc_at_scrape: float = 0.0
+    sample: int | None = None
+    sample_at: int | None = None
+
+
+@dataclass
+class _Node:
+    ready_at: int
+    free_m: int
+    images: set[int]
+
+
+def _baseline_m(svc: Service) -> float:
+    return svc.hpa.min_replicas * svc.cpu_request_m * svc.hpa.cpu_target / 100
+
+
+def _has_capacity(svc: Service, demand_m: float, ready: int) -> bool:
+    if ready >= svc.hpa.max_replicas:
+        return True
+    if ready == 0:
+        return False
+    per_target = ready * svc.cpu_request_m * svc.hpa.cpu_target / 100
+    return demand_m / per_target <= 1 + svc.hpa.tolerance
+
+
+def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
+                        load: LoadProfile | float = 10.0, timing: Timing = Timing(),
+                        stack: str = "", start_s: int | None = None) -> Result:
+    """Second by second from a settled 1x state (t < 0) through the load step at t = 0."""
+    stop_early = isinstance(load, (int, float))  # a plain step: done once it has capacity
+    profile = step(load) if stop_early else load
+    peak = max(profile(t) for t in range(0, timing.horizon_s + 1, 15))
+    warm = start_s if start_s is not None else -(max(
+        [s.hpa.up.window_s for s in services] + [timing.metric_resolution_s * 2]) + 60)
+    warm -= warm % timing.sync_s  # the controller syncs on multiples of the period
+    alloc = nodes.allocatable_cpu_m
+    settled = nodes.system_cpu_m + sum(s.hpa.min_replicas * s.cpu_request_m for s in services)
+    count = min(nodes.max_size, max(nodes.desired, nodes.min_size, math.ceil(settled / alloc))
+                + nodes.spare_nodes)
+    all_images = set(range(len(services)))
+    node_list = [_Node(warm - 10_000, alloc, set(all_images)) for _ in range(count)]
+    system_left = nodes.system_cpu_m
+    for n in node_list:  # the cluster's own pods first
+        take = min(n.free_m, system_left)
+        n.free_m -= take
+        system_left -= take
+    pods: list[_Pod] = []
+    spec = [s.hpa.min_replicas for s in services]
+    states = [HpaState() for _ in services]
+    for i, s in enumerate(services):
+        for _ in range(s.hpa.min_replicas):
+            pods.append(_Pod(i, warm - 10_000, ready_at=warm - 10_000))
+    for p in pods:  # settled: every minimum pod placed (first fit)
+        for j, n in enumerate(node_list):
+            if n.free_m >= services[p.svc].cpu_request_m:
+                n.free_m -= services[p.svc].cpu_request_m
+                p.node = j
+                break
+        else:
+            p.ready_at = None
+    # CloudWatch state for the node group's own policies
+    cw_points: list[tuple[int, float]] = []  # (available at, avg node CPU %)
+    cw_acc: list[float] = []
+    fast_until = -10**9
+    group_desired = count
+    met: dict[int, int | None] = {i: None for i in range(len(services))}
+    rows: list[Row] = []
+    t = warm
+    while t <= timing.horizon_s:
+        factor = profile(t)
+        # nodes that became Ready
+        ready_nodes = [j for j, n in enumerate(node_list) if n.ready_at <= t]
+        # scheduler: pending pods, oldest first, first fit on a Ready node
+        for p in pods:
+            if p.node is None:
+                req = services[p.svc].cpu_request_m
+                for j in ready_nodes:
+                    n = node_list[j]
+                    if n.free_m >= req:
+                        n.free_m -= req
+                        p.node = j
+                        pull = 0 if p.svc in n.images else timing.image_pull_s
+                        n.images.add(p.svc)
+                        p.ready_at = t + timing.pod_start_s + pull
+                        break
+        # the load, spread over each service's Ready pods (the Service routes only to them)
+        per_node_use = [0.0] * len(node_list)
+        ready_count = [0] * len(services)
+        for p in pods:
+            if p.ready_at is not None and p.ready_at <= t:
+                ready_count[p.svc] += 1
+        share = [(_baseline_m(s) * factor / ready_count[i] if ready_count[i] else 0.0,
+                  s.cpu_limit_m if s.cpu_limit_m is not None else nodes.vcpus * 1000)
+                 for i, s in enumerate(services)]
+        for p in pods:
+            if p.ready_at is not None and p.ready_at <= t:
+                p.usage = min(share[p.svc])
+                per_node_use[p.node] += p.usage  # type: ignore[index]
+            else:
+                p.usage = 0.0
+        # a node cannot give more CPU than it has: its pods share it
+        system_use = [0.0] * len(node_list)
+        left = nodes.system_cpu_m
+        for j, n in enumerate(node_list):
+            if n.ready_at <= t and left > 0:
+                system_use[j] = min(left, alloc)
+                left -= system_use[j]
+        for j, used in enumerate(per_node_use):
+            room = nodes.vcpus * 1000 - system_use[j]
+            if used > room > 0:
+                scale = room / used
+                for p in pods:
+                    if p.node == j:
+                        p.usage *= scale
+                per_node_use[j] = room
+        # metrics-server: every resolution, each pod Ready for a whole window gets a sample,
+        # its average over the seconds before this one
+        res = timing.metric_resolution_s
+        if t % res == 0:
+            for p in pods:
+                if p.ready_at is not None and p.ready_at <= t - res:
+                    p.sample = int((p.acc - p.acc_at_scrape) / res)
+                    p.sample_at = t
+                p.acc_at_scrape = p.acc
+        for p in pods:
+            p.acc += p.usage
+        # the HPA controller
+        if t % timing.sync_s == 0:
+            for i, s in enumerate(services):
+                mine = [p for p in pods if p.svc == i]
+                cpu_view, mem_view = [], []
+                for p in mine:
+                    if p.node is None:
+                        state = "pending"
+                    else:
+                        # groupPods: not Ready, or (within the CPU initialisation period)
+                        # no sample taken a whole window after it became Ready
+                        fresh = (p.ready_at is not None and p.sample_at is not None
+                                 and t - p.ready_at < CPU_INITIALIZATION_PERIOD_S
+                                 and p.sample_at < p.ready_at + res)
+                        not_ready = p.ready_at is None or p.ready_at > t
+                        state = "unready" if not_ready or fresh else "ready"
+                    cpu_view.append(PodSample(s.cpu_request_m, p.sample, state))
+                    mem_view.append(PodSample(s.memory_request_mib,
+                                              s.memory_usage_mib if p.sample is not None
+                                              else None, state))
+                proposals = [replicas_for_resource(spec[i], cpu_view, s.hpa.cpu_target,
+                                                   cpu=True, tolerance=s.hpa.tolerance)]
+                if s.hpa.memory_target is not None:
+                    proposals.append(replicas_for_resource(
+                        spec[i], mem_view, s.hpa.memory_target, cpu=False,
+                        tolerance=s.hpa.tolerance))
+                new = reconcile(states[i], s.hpa, t, spec[i], proposals)
+                if new > spec[i]:
+                    pods += [_Pod(i, t) for _ in range(new - spec[i])]
+                elif new < spec[i]:
+                    # the ReplicaSet deletes unscheduled, then unready, then newest pods
+                    doomed = sorted(mine, key=lambda p: (p.node is not None,
+                                                         p.ready_at is not None
+                                                         and p.ready_at <= t, p.created),
+                                    )[: spec[i] - new]
+                    for p in doomed:
+                        if p.node is not None:
+                            node_list[p.node].free_m += s.cpu_request_m
+                        pods.remove(p)
+                spec[i] = new
+        # node provisioning
+        launching = [n for n in node_list if n.ready_at > t]
+        if nodes.provisioning == "cluster-autoscaler" and t % timing.ca_scan_s == 0:
+            pending_m = sum(services[p.svc].cpu_request_m for p in pods if p.node is None)
+            want = math.ceil(pending_m / alloc) - len(launching)
+            add = max(0, min(want, nodes.max_size - len(node_list)))
+            node_list += [_Node(t + timing.node_launch_s, alloc, set()) for _ in range(add)]
+        elif nodes.provisioning == "cpu-target-tracking":
+            period = timing.cloudwatch_period_s
+            if t % period == 0 and cw_acc:  # the minute before this second
+                cw_points.append((t + timing.cloudwatch_delay_s, sum(cw_acc) / len(cw_acc)))
+                cw_acc = []
+            counted = [j for j, n in enumerate(node_list) if n.ready_at + nodes.warmup_s <= t]
+            if counted:
+                cw_acc.append(sum(per_node_use[j] + system_use[j] for j in counted)
+                              / (len(counted) * nodes.vcpus * 10))
+            seen = [v for at, v in cw_points if at <= t]
+            if seen and (t - timing.cloudwatch_delay_s) % period == 0:
+                target = nodes.cpu_target_percent
+                n_in = len([n for n in node_list if n.ready_at <= t])
+                last = seen[-timing.tracking_datapoints:]
+                if len(last) == timing.tracking_datapoints and all(v > target for v in last):
+                    group_desired = max(group_desired, math.ceil(n_in * last[-1] / target))
+                if seen[-1] >= target + nodes.fast_margin and t >= fast_until:
+                    group_desired += max(1, group_desired * nodes.fast_percent // 100)
+                    fast_until = t + nodes.warmup_s
+                group_desired = min(group_desired, nodes.max_size)
+                add = group_desired - len(node_list)
+                node_list += [_Node(t + timing.node_launch_s, alloc, set())
+                              for _ in range(max(0, add))]
+        # record
+        if t >= 0:
+            demand_total = cap_total = 0.0
+            for i, s in enumerate(services):
+                ready_n = ready_count[i]
+                demand = _baseline_m(s) * factor
+                demand_total += demand
+                cap_total += ready_n * s.cpu_request_m * s.hpa.cpu_target / 100
+                if met[i] is None and _has_capacity(s, demand, ready_n):
+                    met[i] = t
+            ready_all = sum(ready_count)
+            rows.append(Row(t, factor, demand_total, cap_total, ready_all, len(pods),
+                            sum(1 for p in pods if p.node is None), sum(spec),
+                            sum(1 for n in node_list if n.ready_at <= t),
+                            sum(1 for n in node_list if n.ready_at > t)))
+            if stop_early and all(v is not None for v in met.values()) and t >= 60:
+                break
+        t += 1
+    seconds = None if any(v is None for v in met.values()) else max(
+        v for v in met.values() if v is not None)
+    notes = []
+    for s in services:
+        need = _baseline_m(s) * peak / (s.cpu_request_m * s.hpa.cpu_target / 100)
+        if need > s.hpa.max_replicas * (1 + s.hpa.tolerance):
+            at_max = _baseline_m(s) * peak / (s.hpa.max_replicas * s.cpu_request_m) * 100
+            notes.append(f"{s.name}: {peak:g}x needs {math.ceil(need)} pods at the "
+                         f"{s.hpa.cpu_target}% target; maxReplicas {s.hpa.max_replicas} "
+                         f"carries it at {at_max:.0f}% of the request")
+            if s.cpu_limit_m is not None and at_max > s.cpu_limit_m / s.cpu_request_m * 100:
+                notes.append(f"{s.name}: above the CPU limit: part of the load is never "
+                             "served")
+    return Result(stack, "kubernetes", peak, seconds,
+                  {s.name: met[i] for i, s in enumerate(services)}, rows, notes)
+
+
+# === EC2 (phase 1) ===========================================================================
+
+@dataclass
+class _Instance:
+    launched: int
+    in_service_at: int
+    healthy_at: int
+
+
+def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
+                 timing: Timing = Timing(), stack: str = "") -> Result:
+    """The group's three policies as components/compute.py configures them: target tracking
+    on CPU and on ALB requests per target (3 x 60 s datapoints), and the step policy that
+    adds `fast_percent` on one datapoint `fast_margin` points above the CPU target."""
+    stop_early = isinstance(load, (int, float))  # a plain step: done once it has capacity
+    profile = step(load) if stop_early else load
+    peak = max(profile(t) for t in range(0, timing.horizon_s + 1, 15))
+    target = group.cpu_target_percent
+    baseline = group.min_size * target  # instance-CPU percent
+    health = group.health_interval_s * group.healthy_threshold
+    far = -10_000
+    insts = [_Instance(far, far, far) for _ in range(group.desired)]
+    prepared = (group.warm_pool_max_prepared if group.warm_pool_max_prepared is not None
+                else group.max_size)
+    warm = max(group.warm_pool_min_size, prepared - group.desired) if group.warm_pool else 0
+    desired = group.desired
+    fast_until = -10**9
+    cpu_acc: list[float] = []
+    req_acc: list[float] = []
+    points: list[tuple[int, float, float]] = []
+    rows: list[Row] = []
+    met: int | None = None
+    period = timing.cloudwatch_period_s
+    t = -(period * timing.tracking_datapoints + timing.cloudwatch_delay_s)
+    t -= t % period
+    while t <= timing.horizon_s:
+        factor = profile(t)
+        demand = baseline * factor
+        healthy = [i for i in insts if i.healthy_at <= t]
+        per = min(100.0, demand / len(healthy)) if healthy else 0.0
+        if t % period == 0 and cpu_acc:  # the minute before this second
+            points.append((t + timing.cloudwatch_delay_s, sum(cpu_acc) / len(cpu_acc),
+                           sum(req_acc) / len(req_acc) if req_acc else 0.0))
+            cpu_acc, req_acc = [], []
+        # with default instance warmup, an instance's metrics count once it is warm
+        counted = [i for i in insts if i.in_service_at + group.warmup_s <= t]
+        if counted:
+            used = sum(per if i.healthy_at <= t else 0.0 for i in counted)
+            cpu_acc.append(used / len(counted))
+        if healthy and group.requests_per_target is not None:
+            # 1x puts requests per target at the target on minSize instances
+            req_acc.append(group.requests_per_target * group.min_size * factor / len(healthy))
+        seen = [(c, r) for at, c, r in points if at <= t]
+        if seen and (t - timing.cloudwatch_delay_s) % period == 0:
+            in_service = len([i for i in insts if i.in_service_at <= t])
+            last = seen[-timing.tracking_datapoints:]
+            full = len(last) == timing.tracking_datapoints
+            if full and all(c > target for c, _ in last):
+                desired = max(desired, math.ceil(in_service * last[-1][0] / target))
+            if full and group.requests_per_target is not None and \
+                    all(r > group.requests_per_target for _, r in last):
+                desired = max(desired, math.ceil(in_service * last[-1][1]
+                                                 / group.requests_per_target))
+            if seen[-1][0] >= min(100, target + group.fast_margin) and t >= fast_until:
+                desired += max(1, desired * group.fast_percent // 100)
+                fast_until = t + group.warmup_s
+            desired = min(desired, group.max_size)
+        while len(insts) < desired:
+            if warm > 0:  # a pre-initialised instance: started, its containers restart
+                warm -= 1
+                in_service = app_up = t + timing.warm_start_s
+            else:
+                in_service = t + timing.instance_launch_s
+                app_up = in_service + timing.app_bootstrap_s
+            # the target's first check passes within an interval of the app answering
+            insts.append(_Instance(t, in_service, app_up + health))
+        if t >= 0:
+            ready = len([i for i in insts if i.healthy_at <= t])
+            need = min(group.max_size, math.ceil(demand / target))
+            if met is None and ready >= need:
+                met = t
+            rows.append(Row(t, factor, demand, ready * target, ready, len(insts),
+                            len(insts) - ready, desired, ready, len(insts) - ready))
+            if stop_early and met is not None and t >= 60:
+                break
+        t += 1
+    notes = []
+    need = math.ceil(baseline * peak / target)
+    if need > group.max_size:
+        notes.append(f"{peak:g}x needs {need} instances at the {target}% CPU target; maxSize "
+                     f"{group.max_size} runs them at "
+                     f"{min(100.0, baseline * peak / group.max_size):.0f}% CPU"
+                     + (" (saturated: part of the load is never served)"
+                        if baseline * peak / group.max_size > 100 else ""))
+    return Result(stack, "ec2", peak, met, {"web": met}, rows, notes)
+
+
+# === which setting binds ======================================================================
+
+def _relaxations_k8s(services: Sequence[Service], nodes: NodeGroup, timing: Timing
+                     ) -> list[tuple[str, Sequence[Service], NodeGroup, Timing]]:
+    out = []
+    s0 = services[0]
+    limited = [s for s in services if s.cpu_limit_m is not None]
+    if limited:
+        s = limited[0]
+        cap = s.cpu_limit_m / s.cpu_request_m * 100 / s.hpa.cpu_target  # type: ignore[operator]
+        what = ("limit = request" if s.cpu_limit_m == s.cpu_request_m
+                else f"limit {s.cpu_limit_m}m, request {s.cpu_request_m}m")
+        out.append((f"CPU limit ({what}) caps each step at {cap:.2f}x "
+                    f"({s.cpu_limit_m / s.cpu_request_m * 100:.0f}/{s.hpa.cpu_target})",
+                    [replace(x, cpu_limit_m=None) for x in services], nodes, timing))
+    if any(s.hpa.up.select == "Disabled" for s in services):
+        out.append(("scale-up selectPolicy Disabled",
+                    [replace(x, hpa=replace(x.hpa, up=replace(x.hpa.up, select="Max")))
+                     for x in services], nodes, timing))
+    if any(s.hpa.up.window_s for s in services):
+        out.append((f"scale-up stabilisation window {s0.hpa.up.window_s} s",
+                    [replace(x, hpa=replace(x.hpa, up=replace(x.hpa.up, window_s=0)))
+                     for x in services], nodes, timing))
+    pol = ", ".join(f"{p.value}{'%' if p.kind == 'Percent' else ' pods'} per {p.period_s} s"
+                    for p in s0.hpa.up.policies)
+    out.append((f"scale-up rate policies ({pol}, selectPolicy {s0.hpa.up.select})",
+                [replace(x, hpa=replace(x.hpa, up=replace(
+                    x.hpa.up, select="Max", policies=(Policy("Pods", 1000, 1),))))
+                 for x in services], nodes, timing))
+    out.append((f"metrics lag (metric resolution {timing.metric_resolution_s} s)",
+                services, nodes, replace(timing, metric_resolution_s=1)))
+    out.append((f"pod start-up {timing.pod_start_s} s (+{timing.image_pull_s} s image pull "
+                "on a new node)", services, nodes,
+                replace(timing, pod_start_s=0, image_pull_s=0)))
+    if nodes.provisioning != "cluster-autoscaler":
+        how = ("fixed nodes" if nodes.provisioning == "fixed" else
+               f"the node group scales on node CPU only (target tracking at "
+               f"{nodes.cpu_target_percent}%, {timing.tracking_datapoints} x "
+               f"{timing.cloudwatch_period_s} s datapoints)")
+        out.append((f"no autoscaler for pending pods: {how}", services,
+                    replace(nodes, provisioning="cluster-autoscaler"), timing))
+    out.append((f"node launch and join {timing.node_launch_s} s (no spare nodes)", services,
+                nodes, replace(timing, node_launch_s=0)))
+    out.append((f"node group maxSize {nodes.max_size} ({nodes.max_size} x "
+                f"{nodes.instance_type})", services,
+                replace(nodes, max_size=nodes.max_size * 4), timing))
+    return out
+
+
+def _relaxations_ec2(group: Ec2Group, timing: Timing
+                     ) -> list[tuple[str, Ec2Group, Timing]]:
+    out = [(f"target tracking needs {timing.tracking_datapoints} datapoints of "
+            f"{timing.cloudwatch_period_s} s (+{timing.cloudwatch_delay_s} s CloudWatch delay)",
+            group, replace(timing, tracking_datapoints=1, cloudwatch_delay_s=0))]
+    if not group.warm_pool:
+        out.append(("no warm pool: every instance launches cold "
+                    f"({timing.instance_launch_s} s launch + {timing.app_bootstrap_s} s "
+                    "bootstrap)", replace(group, warm_pool=True), timing))
+    out.append((f"instance start ({timing.instance_launch_s} s launch + "
+                f"{timing.app_bootstrap_s} s bootstrap, {timing.warm_start_s} s from the warm "
+                "pool)", group, replace(timing, instance_launch_s=0, app_bootstrap_s=0,
+                                       warm_start_s=0)))
+    out.append((f"ALB health check ({group.healthy_threshold} x {group.health_interval_s} s)",
+                replace(group, healthy_threshold=0), timing))
+    out.append((f"maxSize {group.max_size}", replace(group, max_size=group.max_size * 4),
+                timing))
+    return out
+
+
+def _worse(a: int | None, b: int | None) -> bool:
+    """True when `a` is a later time to capacity than `b` (None: never)."""
+    return (a is None and b is not None) or (a is not None and b is not None and a > b)
+
+
+def explain(result: Result, kpi_s: int, rerun: Callable[..., Result],
+            candidates: list[tuple[str, tuple]]) -> list[str]:
+    """Greedy: the relaxation that alone cuts the time most binds; apply it and look again,
+    until the KPI is met or nothing helps."""
+    chain: list[str] = []
+    current = result.seconds
+    applied: tuple = ()
+    for _ in range(3):
+        if current is not None and current <= kpi_s:
+            break
+        best: tuple[str, int | None, tuple] | None = None
+        for label, change in candidates:
+            if label in chain:
+                continue
+            got = rerun(*applied, change).seconds
+            if _worse(current, got) and (best is None or _worse(best[1], got)):
+                best = (label, got, change)
+        if best is None:
+            break
+        chain.append(best[0])
+        applied = (*applied, best[2])
+        current = best[1]
+    return chain
+
+
+def analyse_kubernetes(services: Sequence[Service], nodes: NodeGroup, *, load: float = 10.0,
+                       timing: Timing = Timing(), stack: str = "",
+                       kpi_s: int | None = None) -> Result:
+    """simulate_kubernetes, and when the KPI is missed, the settings that bind, in order."""
+    base = simulate_kubernetes(services, nodes, load=load, timing=timing, stack=stack)
+    if kpi_s is None or base.meets(kpi_s):
+        return base
+    cands = [(label, (s, n, tm)) for label, s, n, tm in
+             _relaxations_k8s(services, nodes, timing)]
+
+    def rerun(*changes: tuple) -> Result:
+        svc, ng, tm = list(services), nodes, timing
+        for s, n, c in changes:  # each change is a whole (services, nodes, timing) variant
+            svc = _merge_services(svc, s, services)
+            ng = _merge(ng, n, nodes)
+            tm = _merge(tm, c, timing)
+        return simulate_kubernetes(svc, ng, load=load, timing=tm)
+
+    return replace(base, binding=explain(base, kpi_s, rerun, cands))
+
+
+def analyse_ec2(group: Ec2Group, *, load: float = 10.0, timing: Timing = Timing(),
+                stack: str = "", kpi_s: int | None = None) -> Result:
+    base = simulate_ec2(group, load=load, timing=timing, stack=stack)
+    if kpi_s is None or base.meets(kpi_s):
+        return base
+    cands = [(label, (g, tm)) for label, g, tm in _relaxations_ec2(group, timing)]
+
+    def rerun(*changes: tuple) -> Result:
+        g, tm = group, timing
+        for g2, t2 in changes:
+            g, tm = _merge(g, g2, group), _merge(tm, t2, timing)
+        return simulate_ec2(g, load=load, timing=tm)
+
+    return replace(base, binding=explain(base, kpi_s, rerun, cands))
+
+
+def _merge(current, variant, original):  # noqa: ANN001, ANN202 - frozen dataclasses
+    """`current` with the fields `variant` changed from `original`, nested dataclasses
+    field by field (two relaxations of one HPA both survive)."""
+    changed = {}
+    for f in original.__dataclass_fields__:
+        new, old = getattr(variant, f), getattr(original, f)
+        if new != old:
+            nested = hasattr(old, "__dataclass_fields__") and \
+                hasattr(getattr(current, f), "__dataclass_fields__")
+            changed[f] = _merge(getattr(current, f), new, old) if nested else new
+    return replace(current, **changed) if changed else current
+
+
+def _merge_services(current: list[Service], variant: Sequence[Service],
+                    original: Sequence[Service]) -> list[Service]:
+    return [_merge(c, v, o) for c, v, o in zip(current, variant, original, strict=True)]
+
+
+# === the adapter: StackConfig -> what the simulator needs ====================================
+
+@functools.cache
+def _instance_types() -> dict[str, dict]:
+    spec = importlib.util.find_spec("moto")  # located, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("moto is not installed; the capacity model reads instance types "
+                           "from the data it ships")
+    path = Path(next(iter(spec.submodule_search_locations))) / "ec2" / "resources" / \
+        "instance_types.json.gz"
+    with gzip.open(path, "rt") as f:
+        return json.load(f)
+
+
+def instance_vcpus(instance_type: str) -> int:
+    """EC2 DescribeInstanceTypes VCpuInfo.DefaultVCpus, as moto ships it."""
+    data = _instance_types().get(instance_type)
+    if data is None:
+        raise ValueError(f"instance type {instance_type!r} is not in moto's "
+                         "DescribeInstanceTypes data")
+    return int(data["VCpuInfo"]["DefaultVCpus"])
+
+
+def _millis(quantity: str | None) -> int | None:
+    if quantity is None:
+        return None
+    if quantity.endswith("m"):
+        return int(float(quantity[:-1]))
+    return int(float(quantity) * 1000)
+
+
+def _mib(quantity: str) -> int:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, scale in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * scale)
+    return int(float(quantity) / 2**20)
+
+
+# The cluster's own pods, requests in millicores, as the program deploys them: PgBouncer and
+# its exporter (components/pgbouncer.py), kube-prometheus-stack (components/prometheus.py:
+# Prometheus, operator, Alertmanager, kube-state-metrics) and node-exporter on every node.
+PGBOUNCER_POD_CPU_M = 500 + 50
+PROMETHEUS_STACK_CPU_M = 500 + 100 + 50 + 50
+NODE_EXPORTER_CPU_M = 50
+
+
+def hpa_from_config(cfg_hpa, service=None) -> Hpa:  # noqa: ANN001 - config models
+    """The HPA components/workloads.py renders: both policies per direction, selectPolicy
+    Max, the service's own replica bounds over the shared ones."""
+    def rules(r) -> Rules:  # noqa: ANN001
+        return Rules(r.stabilization_window_seconds,
+                     (Policy("Percent", r.percent, r.period_seconds),
+                      Policy("Pods", r.pods, r.period_seconds)), "Max")
+    low = (service.min_replicas if service is not None and service.min_replicas
+           else cfg_hpa.min_replicas)
+    high = (service.max_replicas if service is not None and service.max_replicas
+            else cfg_hpa.max_replicas)
+    return Hpa(low, high, cfg_hpa.cpu_utilization, rules(cfg_hpa.scale_up),
+               rules(cfg_hpa.scale_down), memory_target=cfg_hpa.memory_utilization)
+
+
+def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None,
+                      spare_nodes: int = 0) -> tuple[list[Service], NodeGroup]:
+    """Services and the node group from the validated stack config. Node reservations come
+    from the preflight's table (planner/preflight/kubernetes.py), so the rule is one rule."""
+    from planner.preflight.kubernetes import (  # the preflight imports Pulumi: only here
+        ADDON_PODS_PER_CLUSTER,
+        ADDON_PODS_PER_NODE,
+        InstanceType,
+        kube_reserved,
+    )
+    assert cfg.kubernetes is not None and cfg.compute is not None
+    k8s, compute = cfg.kubernetes, cfg.compute
+    services = [Service(s.name, _millis(s.cpu_request) or 0, _millis(s.cpu_limit),
+                        hpa_from_config(k8s.hpa, s), _mib(s.memory_request))
+                for s in k8s.services]
+    data = _instance_types()[compute.instance_type]
+    itype = InstanceType(int(data["VCpuInfo"]["DefaultVCpus"]),
+                         int(data["MemoryInfo"]["SizeInMiB"]),
+                         int(data["NetworkInfo"]["MaximumNetworkInterfaces"]),
+                         int(data["NetworkInfo"]["Ipv4AddressesPerInterface"]))
+    per_node = sum(cpu for cpu, _ in ADDON_PODS_PER_NODE.values()) + NODE_EXPORTER_CPU_M
+    cluster = sum(n * cpu for n, cpu, _ in ADDON_PODS_PER_CLUSTER.values())
+    pgbouncer = cfg.pgbouncer.replicas * PGBOUNCER_POD_CPU_M if cfg.pgbouncer else 0
+    nodes = NodeGroup(
+        compute.instance_type, itype.vcpus,
+        itype.vcpus * 1000 - kube_reserved(itype)[0] - per_node,
+        compute.min_size, compute.max_size, compute.desired_capacity,
+        provisioning or "cpu-target-tracking",
+        system_cpu_m=cluster + pgbouncer + PROMETHEUS_STACK_CPU_M,
+        cpu_target_percent=compute.cpu_target_percent,
+        warmup_s=compute.instance_warmup_seconds, spare_nodes=spare_nodes)
+    return services, nodes
+
+
+def ec2_inputs(cfg: StackConfig) -> Ec2Group:
+    """The phase-1 group from the validated stack config. The target group's health check
+    (15 s interval, 2 healthy) is components/compute.py's; tests/test_compute.py holds the
+    two together."""
+    assert cfg.compute is not None
+    c = cfg.compute
+    return Ec2Group(c.instance_type, c.min_size, c.max_size, c.desired_capacity,
+                    c.cpu_target_percent, c.requests_per_target, c.instance_warmup_seconds,
+                    c.warm_pool.enabled, c.warm_pool.min_size,
+                    c.warm_pool.max_prepared_capacity)
+
+
+def analyse_stack(cfg: StackConfig, *, load: float = 10.0, timing: Timing = Timing(),
+                  kpi_s: int | None = None, provisioning: Provisioning | None = None,
+                  spare_nodes: int = 0) -> Result:
+    """Time to capacity of one serving stack as configured (and what binds, given a KPI)."""
+    if cfg.compute is None:
+        raise ValueError(f"{cfg.stack} serves no traffic (no compute config)")
+    if cfg.compute.platform == "kubernetes":
+        services, nodes = kubernetes_inputs(cfg, provisioning, spare_nodes)
+        return analyse_kubernetes(services, nodes, load=load, timing=timing,
+                                  stack=cfg.stack, kpi_s=kpi_s)
+    return analyse_ec2(ec2_inputs(cfg), load=load, timing=timing, stack=cfg.stack,
+                       kpi_s=kpi_s)
+
+
+# Kubernetes' defaults for a behavior that leaves a direction out (autoscaling/v2).
+DEFAULT_UP = Rules(0, (Policy("Percent", 100, 15), Policy("Pods", 4, 15)), "Max")
+DEFAULT_DOWN = Rules(300, (Policy("Percent", 100, 15),), "Max")
+
+
+def hpa_from_manifest(spec: dict) -> Hpa:
+    """An autoscaling/v2 HorizontalPodAutoscaler spec as rendered: what the controller reads,
+    selectPolicy included."""
+    def rules(given: dict | None, default: Rules) -> Rules:
+        if not given:
+            return default
+        policies = tuple(Policy(p["type"], int(p["value"]), int(p["periodSeconds"]))
+                         for p in given.get("policies") or ()) or default.policies
+        return Rules(int(given.get("stabilizationWindowSeconds", default.window_s)), policies,
+                     given.get("selectPolicy", "Max"))
+    targets = {m["resource"]["name"]: int(m["resource"]["target"]["averageUtilization"])
+               for m in spec.get("metrics") or () if m.get("type") == "Resource"}
+    behavior = spec.get("behavior") or {}
+    return Hpa(int(spec.get("minReplicas", 1)), int(spec["maxReplicas"]), targets["cpu"],
+               rules(behavior.get("scaleUp"), DEFAULT_UP),
+               rules(behavior.get("scaleDown"), DEFAULT_DOWN),
+               memory_target=targets.get("memory"))
+
+
+def service_from_manifests(name: str, container: dict, hpa_spec: dict) -> Service:
+    """A Deployment's (single) container resources and its HPA, as rendered."""
+    resources = container.get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    return Service(name, _millis(str(requests["cpu"])) or 0,
+                   _millis(str(limits["cpu"])) if "cpu" in limits else None,
+                   hpa_from_manifest(hpa_spec), _mib(str(requests.get("memory", "512Mi"))))
