@@ -127,6 +127,90 @@ def preflight_rules() -> None:
     sys.stdout.write(preflight.rules_markdown())
 
 
+@app.command()
+def report(
+    stack: Annotated[str | None, typer.Option(
+        "--stack", "-s", help="Report one serving stack (default: every serving stack of "
+        "--env).")] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", "-e", help="Report every serving stack of this environment (default: prod).")
+    ] = None,
+    phase: Annotated[int | None, typer.Option(
+        "--phase", "-p", min=1, max=3,
+        help="As if sofacover:phase were N (1, 2 or 3).")] = None,
+    load: Annotated[float, typer.Option(
+        "--load", "-n", min=1.0, help="The load step, as a multiple of 1x (default 10).")
+    ] = 10.0,
+    timeline: Annotated[bool, typer.Option(
+        "--timeline", help="Also print the timeline, one row per 15 s.")] = False,
+    project_dir: Annotated[Path | None, typer.Option(
+        "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
+        exists=True, file_okay=False)] = None,
+) -> None:
+    """Seconds until each serving stack has capacity for a step of N x load, against the
+    seed's 2-minute KPI, and the setting that binds when it misses (planner/capacity.py)."""
+    from config import seed
+    from planner import capacity
+
+    err = Console(stderr=True)
+    if stack is not None and env is not None:
+        err.print("error: --stack and --env are exclusive: report one stack, or every "
+                  "serving stack of an environment")
+        raise typer.Exit(2)
+    try:
+        project = Project(project_dir or _default_project())
+        if stack is not None:
+            configs = [project.stack_config(stack, phase)]
+        else:
+            configs = project.rollout(env or DEFAULT_STACK, phase)
+    except ConfigError as exc:
+        err.print("[red]error: invalid stack configuration[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(2) from None
+    except ProjectError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    serving = [c for c in configs if c.hosts_app and c.compute is not None]
+    if not serving:
+        which = stack or f"environment {env or DEFAULT_STACK}"
+        err.print(f"error: {which} serves no traffic at phase {configs[0].phase} "
+                  "(sofacover:regions.serving); nothing to report", markup=False)
+        raise typer.Exit(2)
+    kpi = seed.SCALE_OUT_KPI_S
+    timing = capacity.Timing()
+    out = Console(highlight=False)
+    out.print(f"{load:g}x load step; KPI: capacity within {kpi} s (config/seed.py). "
+              f"Assumed: metric resolution {timing.metric_resolution_s} s, pod start "
+              f"{timing.pod_start_s} s (+{timing.image_pull_s} s image pull on a new node), "
+              f"node launch and join {timing.node_launch_s} s, EC2 launch "
+              f"{timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s, "
+              f"CloudWatch delay {timing.cloudwatch_delay_s} s", markup=False)
+    for cfg in serving:
+        result = capacity.analyse_stack(cfg, load=load, timing=timing, kpi_s=kpi)
+        took = (f"{result.seconds} s" if result.seconds is not None
+                else f"not within {timing.horizon_s} s")
+        verdict = "PASS" if result.meets(kpi) else "MISS"
+        out.print(f"{cfg.stack} (phase {cfg.phase}, {result.platform}): {took} to capacity: "
+                  f"{verdict}", markup=False)
+        for i, setting in enumerate(result.binding):
+            out.print(f"  {'binds' if i == 0 else 'then'}: {setting}", markup=False)
+        for note in result.notes:
+            out.print(f"  note: {note}", markup=False)
+        if timeline:
+            unit = "CPU m" if result.platform == "kubernetes" else "instance-CPU %"
+            out.print(f"  {'t':>5} {'load':>5} {'demand':>9} {'capacity':>9} {'ready':>6} "
+                      f"{'total':>6} {'pending':>8} {'desired':>8} {'nodes':>6} "
+                      f"{'launching':>10}   ({unit}; capacity = ready at the target)",
+                      markup=False)
+            for row in result.timeline:
+                if row.t % 15 == 0 or row.t == result.seconds:
+                    out.print(f"  {row.t:>5} {row.load:>5g} {row.demand:>9.0f} "
+                              f"{row.capacity:>9.0f} {row.ready:>6} {row.total:>6} "
+                              f"{row.pending:>8} {row.desired:>8} {row.nodes_ready:>6} "
+                              f"{row.nodes_launching:>10}", markup=False)
+
+
 @app.callback()
 def _root() -> None:
     """SofaCover infrastructure tools (run `sofacover plan --help`)."""
