@@ -25,6 +25,7 @@ from config import parse_stack_config, seed
 from config.cloudflare import IPV4_RANGES
 from config.loader import REQUIRED_SECRETS
 from config.secrets import UNKNOWN_SECRET
+from planner.capacity import Ec2Group, analyse_ec2, simulate_ec2
 from planner.mocks import digest
 from tests.conftest import of_type
 
@@ -311,8 +312,48 @@ def test_scales_on_cpu_and_requests_per_target_and_fast_on_spikes(build):
     (alarm,) = of_type(res, "aws:cloudwatch/metricAlarm:MetricAlarm")
     assert alarm.inputs["period"] == 60 and alarm.inputs["evaluationPeriods"] == 1
     assert alarm.inputs["threshold"] == args().cpu_target_percent + FAST_SCALE_MARGIN
-    # one minute to alarm plus the warm-up fits the seed's scale-out KPI
-    assert alarm.inputs["period"] + args().instance_warmup_seconds <= seed.SCALE_OUT_KPI_S + 60
+
+
+def planned_group(res) -> Ec2Group:
+    """The phase-1 group as the plan records it, for planner/capacity.py: the policies'
+    targets, the fast alarm's margin and step, the warm-up, the warm pool and the target
+    group's health check."""
+    (group,) = of_type(res, ASG)
+    policies = {r.name: r.inputs for r in of_type(res, POLICY)}
+    (alarm,) = of_type(res, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    (tg,) = of_type(res, "aws:lb/targetGroup:TargetGroup")
+    # the simulator's fast alarm: one datapoint of one minute
+    assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"]) == (60, 1)
+    cpu = policies["web-cpu-tracking"]["targetTrackingConfiguration"]["targetValue"]
+    requests = policies.get("web-requests-tracking")
+    (step,) = policies["web-fast-scale-out"]["stepAdjustments"]
+    g, hc = group.inputs, tg.inputs["healthCheck"]
+    pool = g.get("warmPool") or None
+    return Ec2Group(args().instance_type, g["minSize"], g["maxSize"], g["desiredCapacity"], cpu,
+                    requests["targetTrackingConfiguration"]["targetValue"] if requests else None,
+                    g["defaultInstanceWarmup"], pool is not None,
+                    pool["minSize"] if pool else 1, pool.get("maxGroupPreparedCapacity")
+                    if pool else None, fast_margin=alarm.inputs["threshold"] - cpu,
+                    fast_percent=step["scalingAdjustment"],
+                    health_interval_s=hc["interval"], healthy_threshold=hc["healthyThreshold"])
+
+
+def test_phase1_group_misses_10x_within_120s_because_target_tracking_waits_3_minutes(build):
+    # The fast alarm adds 50 % (one instance) after the first minute; the target tracking
+    # alarms need 3 datapoints of 60 s before they ask for maxSize; a cold instance then
+    # needs launch, bootstrap and two health checks: no warm pool, so about 5.5 minutes
+    result = analyse_ec2(planned_group(build(compute()).resources), load=10, kpi_s=120)
+    assert not result.meets(120)
+    assert result.seconds is not None and result.seconds >= 240  # anchors.md s.3: 4.5-6 min
+    assert result.binding[0].startswith("target tracking needs 3 datapoints of 60 s")
+
+
+def test_phase1_warm_pool_shortens_the_scale_out_by_the_cold_start(build):
+    cold = simulate_ec2(planned_group(build(compute()).resources), load=10)
+    warm = simulate_ec2(planned_group(build(compute(warm_pool=True)).resources), load=10)
+    assert cold.seconds is not None and warm.seconds is not None
+    # a warm start (30 s) instead of launch (30 s) + bootstrap (60 s), planner/capacity.py
+    assert cold.seconds - warm.seconds == 60
 
 
 def test_spot_share_uses_a_mixed_instances_policy(build):
