@@ -160,8 +160,12 @@ def test_an_edge_without_origins_is_refused(build):
 
 
 def test_dev_without_a_zone_plans_without_the_edge(dev):
-    assert not [r for r in dev.resources if r.type.startswith(("cloudflare:",
-                                                               "sofacover:edge"))]
+    # Its only Cloudflare resource is its certificate's validation record (DNS only).
+    cloudflare = [r for r in dev.resources if r.type.startswith(("cloudflare:",
+                                                                  "sofacover:edge"))]
+    assert [r.type for r in cloudflare] == ["cloudflare:index/dnsRecord:DnsRecord"]
+    assert cloudflare[0].inputs["content"].endswith("acm-validations.aws")
+    assert cloudflare[0].inputs["proxied"] is False
 
 
 def test_prod_edge_phases_add_features_in_order(prod, prod_phase2, prod_phase3):

@@ -130,13 +130,22 @@ def test_a_reference_to_a_later_or_missing_stack_is_refused(tmp_path):
                for p in exc.value.problems)
 
 
-def test_a_stack_without_the_edge_never_imports_cloudflare():
+def test_a_stack_that_uses_no_cloudflare_never_imports_it(tmp_path):
+    # prod with a certificate validated by hand: no edge, no validation record.
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod.yaml"
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/0c8a3b7e-1d2f-4a5b-9c6d-7e8f9a0b1c2d"
+    stack_file.write_text(stack_file.read_text().replace(
+        "    dnsValidation: cloudflare\n",
+        f"    dnsValidation: manual\n    certificateArn: {arn}\n"))
     code = ("import sys; from pathlib import Path; from planner.cli import plan_stacks;"
             "from planner.project import Project;"
-            "plan_stacks(Project(Path('.')), stack='prod');"
+            f"plan = plan_stacks(Project(Path({str(root)!r})), stack='prod')[0];"
+            "assert not [r for r in plan.resources if r.type.startswith('cloudflare:')];"
             "print('pulumi_cloudflare' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+                         text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
 
 
