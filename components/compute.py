@@ -177,10 +177,15 @@ class ComputeArgs:
                              "bootstrap from the Eks component)")
 
 
+SIDECAR_SCRIPT = "/usr/local/sbin/sofacover-pgbouncer"
+SIDECAR_UNIT = "sofacover-pgbouncer.service"
+
+
 def render_app_user_data(image: str, port: int, region: str = "",
                          sidecar_path: str | None = None, health_path: str = "/healthz") -> str:
-    """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar (when its config is
-    published in SSM), then the app container, read-only, pointed at the sidecar.
+    """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar as a systemd unit that
+    waits for its config in SSM in the background, then at once the app container,
+    read-only, pointed at the sidecar.
 
     Every value is shell-quoted (shlex.quote) although the config already refuses
     anything but an image reference, a path and a region: user data runs as root."""
@@ -192,7 +197,8 @@ def render_app_user_data(image: str, port: int, region: str = "",
         get = (f"aws ssm get-parameter --region {q(region)} --query Parameter.Value "
                "--output text")
         ini, userlist = q(f"{sidecar_path}/pgbouncer.ini"), q(f"{sidecar_path}/userlist.txt")
-        lines += [
+        sidecar = [
+            "#!/bin/bash", "set -euo pipefail",
             f"mkdir -p {q(RDS_CA_DIR)} /etc/pgbouncer/auth",
             f"curl -fsS --retry 5 -o {q(RDS_CA_FILE)} {q(RDS_CA_URL)}",
             # The data tier publishes the config after the instances may already boot.
@@ -201,9 +207,33 @@ def render_app_user_data(image: str, port: int, region: str = "",
             " > /etc/pgbouncer/auth/userlist.txt; do sleep 10; done",
             # PgBouncer refuses to run as root: it runs as nobody, who alone reads the files.
             "chown -R 65534:65534 /etc/pgbouncer && chmod 0400 /etc/pgbouncer/auth/userlist.txt",
+            "docker rm -f pgbouncer >/dev/null 2>&1 || true",
             f"docker run -d --name pgbouncer --restart always --network host --read-only "
             f"--user 65534:65534 -v /etc/pgbouncer:/etc/pgbouncer:ro {q(PGBOUNCER_IMAGE)} "
             "pgbouncer /etc/pgbouncer/pgbouncer.ini",
+        ]
+        # A unit of its own, started without waiting: on a first deploy the database (and
+        # so the config) arrives 20-40 minutes after the instances, and the app must answer
+        # the ALB's health checks meanwhile, or the group replaces instances in a loop.
+        lines += [
+            f"cat > {SIDECAR_SCRIPT} <<'SOFACOVER_SIDECAR'", *sidecar, "SOFACOVER_SIDECAR",
+            f"chmod 0755 {SIDECAR_SCRIPT}",
+            f"cat > /etc/systemd/system/{SIDECAR_UNIT} <<'SOFACOVER_UNIT'",
+            "[Unit]",
+            "Description=PgBouncer sidecar: waits for its config in SSM, then runs it",
+            "After=docker.service network-online.target",
+            "Requires=docker.service",
+            "Wants=network-online.target",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            f"ExecStart={SIDECAR_SCRIPT}",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "SOFACOVER_UNIT",
+            "systemctl daemon-reload",
+            f"systemctl enable {SIDECAR_UNIT}",
+            f"systemctl start --no-block {SIDECAR_UNIT}",
         ]
         env += f" -e DATABASE_HOST=127.0.0.1 -e DATABASE_PORT={q(str(PGBOUNCER_PORT))}"
     publish = "--network host" if sidecar_path else f"-p {q(f'{port}:{port}')}"

@@ -103,3 +103,34 @@ def test_the_ec2_user_data_writes_the_same_block_and_mounts_it():
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     # Another image gets no placeholder config.
     assert "placeholder.conf" not in render_app_user_data("ghcr.io/sofacover/app:1.0", 8080)
+
+
+def test_ec2_boot_starts_the_app_without_waiting_for_the_databases_config(tmp_path):
+    """The user data runs with stand-ins for dnf, systemctl, docker, curl and aws (whose
+    SSM parameters do not exist yet, as on a first deploy): it must finish, start the app
+    container, and leave the sidecar to a systemd unit started without blocking."""
+    script = render_app_user_data(PLACEHOLDER_IMAGE, 8080, "us-east-1",
+                                  "/sofacover/prod/pgbouncer", "/healthz")
+    root = tmp_path / "root"
+    script = script.replace("/etc/", f"{root}/etc/").replace("/usr/local/sbin/",
+                                                             f"{root}/usr/local/sbin/")
+    for folder in ("etc/systemd/system", "usr/local/sbin", "etc/sofacover"):
+        (root / folder).mkdir(parents=True)
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for tool, status in (("dnf", 0), ("systemctl", 0), ("docker", 0), ("curl", 0), ("aws", 1)):
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexit {status}\n')
+        stub.chmod(0o755)
+    done = subprocess.run(["bash", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert not any(c.startswith("aws ") for c in calls), "the boot waited for SSM"
+    assert any(c.startswith("docker run -d --name app ") for c in calls)
+    assert "systemctl start --no-block sofacover-pgbouncer.service" in calls
+    sidecar = root / "usr/local/sbin/sofacover-pgbouncer"
+    subprocess.run(["bash", "-n", str(sidecar)], check=True)
+    assert "until aws ssm get-parameter" in sidecar.read_text()
+    unit = (root / "etc/systemd/system/sofacover-pgbouncer.service").read_text()
+    assert f"ExecStart={root}/usr/local/sbin/sofacover-pgbouncer" in unit
