@@ -57,6 +57,9 @@ class AppTier:
     eks: Any | None
     namespaces: dict[str, Any] | None = None
     """On Kubernetes: namespace -> its Namespace's name Output (depend on it by using it)."""
+    k8s_opts: pulumi.ResourceOptions | None = None
+    """On Kubernetes: the options every Kubernetes object of the stack is created with
+    (the cluster's provider, which waits for the nodes)."""
 
 
 def regional(cfg: StackConfig) -> None:
@@ -136,7 +139,11 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
             user_data=eks.node_user_data, ami_parameter=eks.ami_parameter,
             instance_role_name=eks.node_role_name,
             extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
-        namespaces = workloads(cfg, name, eks)
+        # The provider, and so every Kubernetes object, waits for the node group and the
+        # add-ons that need a node (components/eks.py, connect_nodes).
+        k8s_opts = pulumi.ResourceOptions(
+            providers={"kubernetes": eks.connect_nodes([compute])})
+        namespaces = workloads(cfg, name, k8s_opts)
         export(clusterName=eks.cluster_name, kubeconfig=eks.kubeconfig)
     else:
         # The instances run PgBouncer as a sidecar; data_tier publishes its config there.
@@ -154,10 +161,12 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     clients = [compute.instance_security_group_id]
     if eks is not None:  # pods use the node's interfaces, which carry the cluster's group
         clients.append(eks.cluster_security_group_id)
-    return AppTier(compute, clients, eks, namespaces)
+    return AppTier(compute, clients, eks, namespaces,
+                   k8s_opts if cfg.compute.platform == "kubernetes" else None)
 
 
-def workloads(cfg: StackConfig, name: str, eks) -> dict[str, Any]:
+def workloads(cfg: StackConfig, name: str, k8s_opts: pulumi.ResourceOptions
+              ) -> dict[str, Any]:
     """The app services on the cluster, through the cluster's own Kubernetes provider;
     returns the namespaces it created (the app's and PgBouncer's)."""
     from components.network import plan_subnets
@@ -169,7 +178,7 @@ def workloads(cfg: StackConfig, name: str, eks) -> dict[str, Any]:
         data_cidrs=plan_subnets(cfg.network.cidr, cfg.network.az_count)["data"],
         # PgBouncer runs in the cluster with the app (data_tier): allow egress to it.
         pgbouncer_namespace=PGBOUNCER_NAMESPACE),
-        pulumi.ResourceOptions(providers={"kubernetes": eks.provider}))
+        k8s_opts)
     export(appNamespace=apps.namespace, appNodePorts=apps.node_ports)
     return apps.namespaces
 
@@ -204,8 +213,7 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
     # On Kubernetes, the namespace's Output: PgBouncer's and the job's objects wait for it.
     data_namespace = app.namespaces[PGBOUNCER_NAMESPACE] if app.namespaces else \
         PGBOUNCER_NAMESPACE
-    k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": app.eks.provider}) \
-        if on_k8s else None
+    k8s_opts = app.k8s_opts
     # Without Kubernetes every instance runs PgBouncer: the server budget is divided by the
     # group's maximum size, so a full scale-out still fits max_connections.
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(

@@ -29,12 +29,19 @@ NODE_POLICIES = (
 # network policy agent switched on (EKS user guide, "Restrict pod network traffic with
 # Kubernetes network policies"); without it the default-deny policies do nothing.
 # eks-pod-identity-agent: Pod Identity associations (Alertmanager publishing to SNS).
+# Add-ons that run as DaemonSets: ACTIVE with no node yet, and what a node needs to join
+# and serve (pod networking, service routing, pod credentials). Created with the cluster.
 ADDONS: dict[str, dict[str, str]] = {
     "vpc-cni": {"enableNetworkPolicy": "true"},
     "kube-proxy": {},
+    "eks-pod-identity-agent": {},
+}
+# Add-ons that run as Deployments: with no node to run on they report DEGRADED and their
+# create fails, so they are added once the nodes' group exists (`add_node_addons`), as
+# terraform-aws-modules/eks does for every add-on but the networking ones.
+NODE_ADDONS: dict[str, dict[str, str]] = {
     "coredns": {},
     "metrics-server": {},
-    "eks-pod-identity-agent": {},
 }
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
@@ -133,7 +140,7 @@ class Eks(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     """Secret: where the cluster is and how to authenticate (via the AWS CLI)."""
     provider: k8s.Provider
-    """The Kubernetes provider for this cluster's workloads."""
+    """The Kubernetes provider for this cluster's workloads; set by `connect_nodes`."""
     addons: dict[str, aws.eks.Addon]
     """The EKS add-ons by name (ADDONS)."""
 
@@ -175,13 +182,9 @@ class Eks(pulumi.ComponentResource):
                                          policy_arn=arn, opts=child)
         aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster.name,
                             principal_arn=node_role.arn, type="EC2_LINUX", opts=child)
-        self.addons = {
-            addon: aws.eks.Addon(f"{name}-{addon}", cluster_name=cluster.name,
-                                 addon_name=addon,
-                                 configuration_values=json.dumps(values) if values else None,
-                                 resolve_conflicts_on_create="OVERWRITE",
-                                 resolve_conflicts_on_update="PRESERVE", opts=child)
-            for addon, values in ADDONS.items()}
+        self._name, self._cluster_name = name, cluster.name
+        self.addons = {addon: self._addon(addon, values, child)
+                       for addon, values in ADDONS.items()}
 
         ca = cluster.certificate_authority.data
         self.cluster_name = cluster.name
@@ -194,11 +197,33 @@ class Eks(pulumi.ComponentResource):
             cluster.kubernetes_network_config.service_ipv4_cidr).apply(render_node_user_data)
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, ca, region).apply(render_kubeconfig))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
-                                     enable_server_side_apply=True, opts=child)
         self.register_outputs({
             "cluster_name": self.cluster_name, "endpoint": self.endpoint,
             "cluster_security_group_id": self.cluster_security_group_id,
             "node_role_name": self.node_role_name, "node_user_data": self.node_user_data,
             "kubeconfig": self.kubeconfig,
         })
+
+    def _addon(self, addon: str, values: dict[str, str],
+               opts: pulumi.ResourceOptions) -> aws.eks.Addon:
+        return aws.eks.Addon(f"{self._name}-{addon}", cluster_name=self._cluster_name,
+                             addon_name=addon,
+                             configuration_values=json.dumps(values) if values else None,
+                             resolve_conflicts_on_create="OVERWRITE",
+                             resolve_conflicts_on_update="PRESERVE", opts=opts)
+
+    def connect_nodes(self, nodes: Sequence[pulumi.Resource]) -> k8s.Provider:
+        """The add-ons that need a node (NODE_ADDONS), after `nodes` (the node group), then
+        the Kubernetes provider for the workloads, after those add-ons.
+
+        Every object applied through the provider so waits for nodes and cluster DNS: a
+        Deployment or a Helm release applied to a cluster with no node times out instead
+        of rolling out. A method, not a constructor step, because the node group is built
+        from this component's outputs (its user data and role)."""
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(nodes))
+        added = [self._addon(addon, values, after) for addon, values in NODE_ADDONS.items()]
+        self.addons.update({a: r for a, r in zip(NODE_ADDONS, added, strict=True)})
+        self.provider = k8s.Provider(
+            f"{self._name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=added))
+        return self.provider

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 
-from components.eks import ADDONS, NODE_POLICIES, Eks, EksArgs, render_kubeconfig
+from components.eks import ADDONS, NODE_ADDONS, NODE_POLICIES, Eks, EksArgs, render_kubeconfig
 from tests.conftest import of_type
 
 
 def eks(**kw):
     def fn() -> None:
-        Eks("k", EksArgs(subnet_ids=["subnet-a", "subnet-b", "subnet-c"], **kw))
+        cluster = Eks("k", EksArgs(subnet_ids=["subnet-a", "subnet-b", "subnet-c"], **kw))
+        nodes = pulumi.CustomResource("test:index:NodeGroup", "nodes", {})
+        cluster.connect_nodes([nodes])
     return fn
 
 
@@ -44,7 +47,19 @@ def test_nodes_join_through_an_access_entry_for_the_node_role(build):
 def test_core_addons_are_managed(build):
     addons = {r.inputs["addonName"] for r in
               of_type(build(eks()).resources, "aws:eks/addon:Addon")}
-    assert addons == set(ADDONS)
+    assert addons == set(ADDONS) | set(NODE_ADDONS)
+
+
+def test_addons_that_need_a_node_and_the_kubernetes_provider_wait_for_the_nodes(build):
+    res = build(eks()).resources
+    (nodes,) = [r for r in res if r.type == "test:index:NodeGroup"]
+    addons = {r.inputs["addonName"]: r for r in of_type(res, "aws:eks/addon:Addon")}
+    for name in NODE_ADDONS:  # Deployments: DEGRADED, and a failed create, with no node
+        assert nodes.urn in addons[name].options["depends_on"], name
+    for name in ADDONS:  # DaemonSets the nodes need to join: not after them
+        assert nodes.urn not in addons[name].options["depends_on"], name
+    (provider,) = of_type(res, "pulumi:providers:kubernetes")
+    assert {addons[n].urn for n in NODE_ADDONS} <= set(provider.options["depends_on"])
 
 
 def test_kubeconfig_is_secret_and_holds_no_static_credentials(build):
