@@ -8,16 +8,19 @@ imports this module: pulumi_cloudflare costs seconds of import time.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from config.models import EdgeConfig, plan_includes
+from config.models import EDGE_PLANS, EdgeConfig, plan_includes
 
 WORKERS = Path(__file__).resolve().parents[1] / "workers"
 WORKER_SOURCE = WORKERS / "api-cache.js"
@@ -64,6 +67,23 @@ class Origin:
 
     region: str
     address: pulumi.Input[str]
+
+
+def zone_on_plan(found: Any, *, zone: str, wanted: str) -> str:
+    """The zone's id (from a getZone result), or a RunError if the zone's real plan is
+    below the configured one."""
+    with warnings.catch_warnings():
+        # The provider flags `plan` as deprecated for *changing* a zone's plan; reading it
+        # is what the subscription API's successor still reports.
+        warnings.simplefilter("ignore", UserWarning)
+        plan = found.plan
+    actual = getattr(plan, "legacy_id", None)
+    if actual in EDGE_PLANS and not plan_includes(actual, wanted):
+        raise pulumi.RunError(
+            f"the Cloudflare zone {zone} is on the {actual} plan but sofacover:edge.plan is "
+            f"{wanted}; upgrade the zone or set sofacover:edge.plan to {actual} (features "
+            "above the plan are then refused by the config, naming the plan they need)")
+    return found.zone_id
 
 
 @dataclass(frozen=True)
@@ -188,9 +208,13 @@ class Edge(pulumi.ComponentResource):
         args.check()
         super().__init__("sofacover:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        zone_id = cloudflare.get_zone_output(
-            filter={"name": args.zone_name},
-            opts=pulumi.InvokeOutputOptions(parent=self)).zone_id
+        zone = cloudflare.get_zone_output(filter={"name": args.zone_name},
+                                          opts=pulumi.InvokeOutputOptions(parent=self))
+        # Every resource takes the zone id through this check: the features are chosen for
+        # sofacover:edge.plan, so a zone on a lower plan stops the deploy before anything
+        # is written to it (Cloudflare would refuse some of it half-way through).
+        zone_id = zone.apply(functools.partial(zone_on_plan, zone=args.zone_name,
+                                               wanted=args.plan))
         primary = args.origins[0]
 
         # DNS stays pointed at the primary in every phase: the load balancers of phase 3

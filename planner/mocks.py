@@ -611,10 +611,20 @@ def _ssm_parameter(m: PlanMocks, region: str, a: dict) -> dict:
             "withDecryption": a.get("withDecryption", True)}
 
 
+ZONE_PLAN = "enterprise"
+
+
 def _cloudflare_zone(m: PlanMocks, region: str, a: dict) -> dict:
     name = (a.get("filter") or {}).get("name") or "example.com"
     zone = digest("zone", name)[:32]
+    # The plan of a real zone is the account's, which the offline plan cannot see: it
+    # answers the top plan, so the program's check that the zone is on the configured plan
+    # (components/edge.py, zone_on_plan) passes here and bites against the real zone.
     return {"id": zone, "zoneId": zone, "name": name, "status": "active", "type": "full",
+            "plan": {"id": digest("plan", name)[:32], "name": f"{ZONE_PLAN.title()} Website",
+                     "legacyId": ZONE_PLAN, "price": 200, "currency": "USD",
+                     "frequency": "monthly", "isSubscribed": True, "canSubscribe": True,
+                     "legacyDiscount": False, "externallyManaged": False},
             "nameServers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
             "account": {"id": digest("account", name)[:32], "name": "SofaCover"}}
 

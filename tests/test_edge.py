@@ -188,3 +188,25 @@ def test_regional_tiered_cache_rides_on_smart_tiered_cache(build):
     assert {"cloudflare:index/argoTieredCaching:ArgoTieredCaching",
             "cloudflare:index/tieredCache:TieredCache",
             "cloudflare:index/regionalTieredCache:RegionalTieredCache"} <= types
+
+
+@pytest.mark.parametrize("zone_plan, configured, fails", [
+    ("business", "business", False), ("enterprise", "business", False),
+    ("pro", "business", True), ("free", "pro", True),
+])
+def test_a_zone_on_a_lower_plan_than_configured_stops_the_deploy(build, monkeypatch,
+                                                                 zone_plan, configured, fails):
+    import pulumi
+
+    from planner import mocks
+
+    monkeypatch.setattr(mocks, "ZONE_PLAN", zone_plan)
+    program = edge(plan=configured, image_optimization=False, regional_tiered_cache=False,
+                   geo_load_balancing=False, api_edge_cache=False, tiered_cache=False,
+                   html_edge_ttl_seconds=7200)
+    if not fails:
+        assert of_type(build(program).resources, "cloudflare:index/dnsRecord:DnsRecord")
+        return
+    with pytest.raises(pulumi.RunError, match=f"is on the {zone_plan} plan but "
+                                              f"sofacover:edge.plan is {configured}"):
+        build(program)
