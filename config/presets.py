@@ -40,7 +40,7 @@ _HPA = {
 # must run as the pods are configured: nginx-unprivileged runs as any non-root UID, keeps
 # its pid and temp files in /tmp (an emptyDir: the root filesystem is read-only) and listens
 # on 8080; components/workloads.py mounts a server block that answers the health path.
-PLACEHOLDER_IMAGE = "public.ecr.aws/nginx/nginx-unprivileged:1.27-alpine"
+PLACEHOLDER_IMAGE = "public.ecr.aws/nginx/nginx-unprivileged:1.28-alpine"  # stable branch
 
 # The seed's move to focused services. Paths are ALB path patterns; the storefront takes the
 # rest.
