@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +63,21 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
     return plans
 
 
+@contextlib.contextmanager
+def _config_errors(err: Console) -> Iterator[None]:
+    """A bad stack or project file: one line per problem and exit 2, never a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        err.print("[red]error: invalid stack configuration[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(2) from None
+    except ProjectError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def plan(
     stack: Annotated[str | None, typer.Option(
@@ -96,20 +113,15 @@ def plan(
     if json_file is not None and not json_file.parent.is_dir():
         err.print(f"error: --json {json_file}: folder {json_file.parent} does not exist")
         raise typer.Exit(2)
-    try:
+    with _config_errors(err):
         project = Project(project_dir or _default_project())
-        plans = plan_stacks(project, stack=stack, env=env, phase=phase)
-    except ConfigError as exc:
-        err.print("[red]error: invalid stack configuration[/]")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(2) from None
-    except ProjectError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
-    except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
-        err.print(f"[red]error: the program failed while planning:[/] {exc}")
-        raise typer.Exit(1) from None
+        try:
+            plans = plan_stacks(project, stack=stack, env=env, phase=phase)
+        except (ConfigError, ProjectError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
+            err.print(f"[red]error: the program failed while planning:[/] {exc}")
+            raise typer.Exit(1) from None
     findings = preflight.check(plans, today=today)
     out = Console()
     print_plans(plans, out)
@@ -157,20 +169,12 @@ def report(
         err.print("error: --stack and --env are exclusive: report one stack, or every "
                   "serving stack of an environment")
         raise typer.Exit(2)
-    try:
+    with _config_errors(err):
         project = Project(project_dir or _default_project())
         if stack is not None:
             configs = [project.stack_config(stack, phase)]
         else:
             configs = project.rollout(env or DEFAULT_STACK, phase)
-    except ConfigError as exc:
-        err.print("[red]error: invalid stack configuration[/]")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(2) from None
-    except ProjectError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
     serving = [c for c in configs if c.hosts_app and c.compute is not None]
     if not serving:
         which = stack or f"environment {env or DEFAULT_STACK}"
