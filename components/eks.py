@@ -43,6 +43,8 @@ NODE_ADDONS: dict[str, dict[str, str]] = {
     "coredns": {},
     "metrics-server": {},
 }
+# EKS's managed access policy for full cluster access (AssociateAccessPolicy).
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
@@ -102,7 +104,7 @@ class EksArgs:
 
     subnet_ids: pulumi.Input[Sequence[str]]
     """Private subnets for the control plane's network interfaces."""
-    version: str = "1.33"
+    version: str = KubernetesConfig.model_fields["version"].default
     public_access_cidrs: Sequence[str] = ()
     """Who may reach the public API endpoint (authentication still applies). Empty: no
     public endpoint at all, only the private one in the VPC.
@@ -114,6 +116,8 @@ class EksArgs:
     VPN), or its egress CIDRs are listed here (`sofacover:kubernetes.
     endpointPublicAccessCidrs`). The private endpoint stays on either way, so the nodes
     never leave the VPC to reach the API."""
+    admin_principal_arns: Sequence[str] = ()
+    """Roles or users, besides the cluster's creator, given cluster-admin access entries."""
     deletion_protection: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -122,6 +126,7 @@ class EksArgs:
                     deletion_protection: bool) -> EksArgs:
         return cls(subnet_ids=subnet_ids, version=cfg.version,
                    public_access_cidrs=tuple(cfg.endpoint_public_access_cidrs),
+                   admin_principal_arns=tuple(cfg.admin_principal_arns),
                    deletion_protection=deletion_protection)
 
 
@@ -182,6 +187,13 @@ class Eks(pulumi.ComponentResource):
                                          policy_arn=arn, opts=child)
         aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster.name,
                             principal_arn=node_role.arn, type="EC2_LINUX", opts=child)
+        for i, principal in enumerate(args.admin_principal_arns):
+            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name,
+                                        principal_arn=principal, type="STANDARD", opts=child)
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
+                policy_arn=CLUSTER_ADMIN_POLICY, access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]))
         self._name, self._cluster_name = name, cluster.name
         self.addons = {addon: self._addon(addon, values, child)
                        for addon, values in ADDONS.items()}

@@ -297,6 +297,10 @@ class ServiceConfig(Model):
     max_replicas: PositiveInt | None = None
 
 
+# An IAM role or user ARN, as EKS access entries take them (CreateAccessEntry principalArn).
+IAM_PRINCIPAL_ARN = r"^arn:aws:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"
+
+
 class KubernetesConfig(Model):
     """`sofacover:kubernetes`: EKS and the app services, used when compute.platform is
     kubernetes."""
@@ -311,6 +315,12 @@ class KubernetesConfig(Model):
     public endpoint, only the private one inside the VPC. The Kubernetes provider runs
     where `pulumi up` runs, so either run it inside the VPC (a runner in the private
     subnets, a VPN) or list that runner's egress CIDRs here; 0.0.0.0/0 is refused in prod."""
+
+    admin_principal_arns: list[Annotated[str, Field(pattern=IAM_PRINCIPAL_ARN,
+                                                    max_length=2048)]] = []
+    """IAM roles or users (besides whoever created the cluster) that may run `pulumi up`
+    against it: each gets an access entry with AmazonEKSClusterAdminPolicy. A CI role that
+    did not create the cluster needs to be here, or the Kubernetes provider is refused."""
 
     @field_validator("endpoint_public_access_cidrs")
     @classmethod

@@ -563,3 +563,18 @@ def test_prod_and_dev_create_their_validation_records_secondaries_reuse_them(pro
         if cfg.compute is not None:
             expected = "external" if cfg.role == "secondary" else "cloudflare"
             assert cfg.compute.dns_validation == expected, stack
+
+
+@pytest.mark.parametrize("arn, ok", [
+    ("arn:aws:iam::123456789012:role/ci-deployer", True),
+    ("arn:aws:iam::123456789012:user/ops/alice", True),
+    ("arn:aws:iam::123456789012:group/admins", False),
+    ("arn:aws:sts::123456789012:assumed-role/ci/session", False),
+])
+def test_eks_admin_principals_must_be_iam_role_or_user_arns(arn, ok):
+    vals = values(sofacover__kubernetes={"adminPrincipalArns": [arn]})
+    if ok:
+        assert parse(vals).kubernetes.admin_principal_arns == [arn]
+    else:
+        (msg,) = problems(vals)
+        assert "sofacover:kubernetes.adminPrincipalArns[0]" in msg

@@ -146,3 +146,20 @@ def test_endpoint_cidrs_are_validated_and_never_open_in_prod(cidrs, environment,
     else:
         (msg,) = problems(vals, stack=stack)
         assert "sofacover:kubernetes.endpointPublicAccessCidrs" in msg and error in msg
+
+
+def test_admin_principals_get_an_entry_and_the_cluster_admin_policy(build):
+    ci = "arn:aws:iam::123456789012:role/ci-deployer"
+    res = build(eks(admin_principal_arns=(ci,))).resources
+    entries = [r for r in of_type(res, "aws:eks/accessEntry:AccessEntry")
+               if r.inputs["principalArn"] == ci]
+    (entry,) = entries
+    assert entry.inputs["type"] == "STANDARD"
+    (association,) = of_type(res, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert association.inputs["principalArn"] == ci
+    assert association.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert association.inputs["accessScope"] == {"type": "cluster"}
+    assert entry.urn in association.options["depends_on"]
+    # None listed: only the creator (bootstrap) and the nodes have entries.
+    assert not of_type(build(eks()).resources,
+                       "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
