@@ -7,7 +7,7 @@ PYTHON ?= python3
 
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: plan test lint bench tools
+.PHONY: plan test lint bench bench-mutants tools
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,8 @@ lint: $(STAMP)
 ## make bench: time the offline plan against the import floor (figures in docs/benchmarks.md)
 bench: $(STAMP)
 	$(PY) bench/plan_timing.py
+
+## make bench-mutants [ARGS="--only ID"]: the hand-written mutation run (bench/mutants.yaml,
+## about 20 minutes; figures in docs/benchmarks.md); a benchmark, never part of `make test`
+bench-mutants: $(STAMP)
+	$(PY) bench/mutants.py $(ARGS)
