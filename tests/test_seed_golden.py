@@ -49,12 +49,12 @@ def test_seed_targets_table():
 
 
 def test_seed_hpa_pool_redis_backups_regions_and_database_step():
-    assert (seed.HPA_MIN, seed.HPA_MAX, seed.HPA_CPU_PERCENT, seed.HPA_MEMORY_PERCENT) == \
-        (HPA["min"], HPA["max"], HPA["cpu"], HPA["memory"])
-    assert (seed.HPA_UP_WINDOW_S, seed.HPA_UP_PERCENT, seed.HPA_UP_PERIOD_S) == \
-        (HPA["up_window"], HPA["up_percent"], HPA["up_period"])
-    assert (seed.HPA_DOWN_WINDOW_S, seed.HPA_DOWN_PERCENT, seed.HPA_DOWN_PERIOD_S) == \
-        (HPA["down_window"], HPA["down_percent"], HPA["down_period"])
+    assert (HPA["min"], HPA["max"], HPA["cpu"], HPA["memory"]) == \
+        (seed.HPA_MIN, seed.HPA_MAX, seed.HPA_CPU_PERCENT, seed.HPA_MEMORY_PERCENT)
+    assert (HPA["up_window"], HPA["up_percent"], HPA["up_period"]) == \
+        (seed.HPA_UP_WINDOW_S, seed.HPA_UP_PERCENT, seed.HPA_UP_PERIOD_S)
+    assert (HPA["down_window"], HPA["down_percent"], HPA["down_period"]) == \
+        (seed.HPA_DOWN_WINDOW_S, seed.HPA_DOWN_PERCENT, seed.HPA_DOWN_PERIOD_S)
     assert seed.BACKUP_RETENTION_DAYS == BACKUP_RETENTION_DAYS
     assert seed.PGBOUNCER_MAX_SERVER_CONNECTIONS == PGBOUNCER_MAX_SERVER_CONNECTIONS
     assert (seed.APP_POOL_MIN, seed.APP_POOL_MAX, seed.APP_POOL_ACQUIRE_TIMEOUT_S,
