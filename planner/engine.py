@@ -33,6 +33,7 @@ from planner.mocks import SECRET_MASK, PlanMocks
 from planner.project import Project, StackValues
 
 ORGANIZATION = "organization"  # what the Pulumi CLI uses with a self-managed backend
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 @dataclass
@@ -173,6 +174,18 @@ class RecordingMonitor(pmocks.MockMonitor):
     def Invoke(self, request):  # noqa: N802 - gRPC method name
         with self._call():
             return super().Invoke(request)
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN as the engine builds it (pulumi/pulumi, pkg/resource/deploy/deployment.go
+        generateURN and sdk/go/common/resource/urn.go NewURN): the parent's whole qualified
+        type chain, then `$` and the type; a child of the root stack has no parent type.
+        (The SDK's MockMonitor keeps only the parent's last type and adds the stack's.)"""
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != ROOT_STACK_TYPE:
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_,
+                                          name])
 
     def region_of(self, provider_ref: str | None) -> str | None:
         # A provider reference is "<provider urn>::<provider id>".

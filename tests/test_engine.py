@@ -104,3 +104,24 @@ def test_closing_a_run_leaves_a_busy_loop_to_its_call_and_closes_it_when_the_cal
     thread.join(5)
     assert seen[0].is_closed() and not monitor.loops
     asyncio.set_event_loop(None)
+
+
+def test_urns_are_built_as_the_engine_builds_them():
+    # pulumi/pulumi generateURN + NewURN: the parent's whole qualified type chain, `$`, the
+    # type; nothing for a child of the root stack (whose type the engine leaves out).
+    def program() -> None:
+        outer = pulumi.ComponentResource("test:index:Outer", "outer")
+        inner = pulumi.ComponentResource("test:index:Inner", "inner",
+                                         opts=pulumi.ResourceOptions(parent=outer))
+        pulumi.CustomResource("test:index:Leaf", "leaf", {},
+                              opts=pulumi.ResourceOptions(parent=inner))
+        pulumi.CustomResource("test:index:Top", "top", {})
+
+    urns = {r.name: r.urn for r in execute(program, project="proj", stack="dev",
+                                           values={}).resources}
+    assert urns == {
+        "outer": "urn:pulumi:dev::proj::test:index:Outer::outer",
+        "inner": "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner::inner",
+        "leaf": "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner$test:index:Leaf::leaf",
+        "top": "urn:pulumi:dev::proj::test:index:Top::top",
+    }
