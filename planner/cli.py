@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from planner.render import print_findings, print_plans, write_json
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SofaCover infrastructure tools.")
 DEFAULT_STACK = "prod"
+PIPE_WIDTH = 100_000  # wide enough that rich never wraps a line of the plan
 
 
 def _default_project() -> Path:
@@ -64,6 +66,21 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
 
 
 @contextlib.contextmanager
+def _stdout() -> Iterator[Console]:
+    """The console for the plan. Values print literally (no emoji codes: an ARN's `:secret:`
+    stays text). To a terminal it wraps to the window; to a pipe or a file nothing wraps and
+    no line ends in padding, so each resource and each finding stays on its own line."""
+    if sys.stdout.isatty():
+        yield Console(emoji=False)
+        return
+    buffer = io.StringIO()
+    yield Console(file=buffer, width=PIPE_WIDTH, emoji=False, color_system=None,
+                  highlight=False)
+    sys.stdout.write("".join(line.rstrip() + "\n"
+                             for line in buffer.getvalue().splitlines()))
+
+
+@contextlib.contextmanager
 def _config_errors(err: Console) -> Iterator[None]:
     """A bad stack or project file: one line per problem and exit 2, never a traceback."""
     try:
@@ -98,7 +115,7 @@ def plan(
     ] = None,
 ) -> None:
     """Print what `pulumi preview` would create for a stack or a whole environment."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, emoji=False)
     if stack is not None and env is not None:
         err.print("error: --stack and --env are exclusive: plan one stack, or every stack "
                   "of an environment")
@@ -123,9 +140,9 @@ def plan(
             err.print(f"[red]error: the program failed while planning:[/] {exc}")
             raise typer.Exit(1) from None
     findings = preflight.check(plans, today=today)
-    out = Console()
-    print_plans(plans, out)
-    print_findings(findings, out)
+    with _stdout() as out:
+        print_plans(plans, out)
+        print_findings(findings, out)
     if json_file is not None:
         write_json(plans, json_file, findings)
         Console(stderr=True).print(f"plan written to {json_file}")
@@ -164,7 +181,7 @@ def report(
     from config import seed
     from planner import capacity
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, emoji=False)
     if stack is not None and env is not None:
         err.print("error: --stack and --env are exclusive: report one stack, or every "
                   "serving stack of an environment")
@@ -183,7 +200,7 @@ def report(
         raise typer.Exit(2)
     kpi = seed.SCALE_OUT_KPI_S
     timing = capacity.Timing()
-    out = Console(highlight=False)
+    out = Console(highlight=False, emoji=False)
     out.print(f"{load:g}x load step; KPI: capacity within {kpi} s (config/seed.py). "
               f"Assumed: metric resolution {timing.metric_resolution_s} s, pod start "
               f"{timing.pod_start_s} s (+{timing.image_pull_s} s image pull on a new node), "

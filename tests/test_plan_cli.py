@@ -137,3 +137,14 @@ def test_a_secret_in_plain_text_is_a_config_error(tmp_path):
     assert result.exit_code == 2
     assert "sofacover:redisAuthToken is stored in plain text" in result.output
     assert "hunter2" not in result.output
+
+
+def test_piped_output_is_literal_unwrapped_and_unpadded(prod_json):
+    result, _ = prod_json
+    lines = result.stdout.splitlines()
+    # rich would turn ":secret:" into an emoji and wrap the ARN at the window's width.
+    (arn,) = [ln for ln in lines if ln.strip().startswith("dbMasterUserSecretArn:")]
+    assert ":123456789012:secret:rds!db-" in arn
+    assert not [ln for ln in lines if ln != ln.rstrip()], "a line ends in padding"
+    (db,) = [ln for ln in lines if "aws:rds/instance:Instance  sofacover-prod-database-db" in ln]
+    assert "engineVersion=16" in db and db.rstrip().endswith("[protect]")
