@@ -341,3 +341,54 @@ def test_eks_control_plane_subnets_outside_the_zone_ids_eks_refuses():
     (finding,) = errors(plan_with("use1-az3"), "aws-eks-subnet-zones")
     assert finding.property == "vpcConfig.subnetIds" and "use1-az3" in finding.message
     assert errors(plan_with("use1-az1"), "aws-eks-subnet-zones") == []
+
+
+def test_limits_on_user_data_policies_rules_endpoints_routes_and_zones():
+    import base64
+
+    huge = base64.b64encode(b"#!/bin/bash\n" + b"x" * 17_000).decode()
+    broken = [
+        res("aws:ec2/launchTemplate:LaunchTemplate", "lt", userData=huge),
+        res("aws:iam/rolePolicy:RolePolicy", "p1", role="r", policy="{" + "a" * 6_000 + "}"),
+        res("aws:iam/rolePolicy:RolePolicy", "p2", role="r", policy="{" + "b" * 6_000 + "}"),
+        res("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "in",
+            ipProtocol="tcp", fromPort=443, toPort=80),
+        res("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "out",
+            ipProtocol="http", fromPort=80, toPort=80),
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "s3", serviceName="com.amazonaws.eu-west-1.s3"),
+        res("aws:ec2/route:Route", "rt", destinationCidrBlock="0.0.0.0/33"),
+        res("aws:ec2/subnet:Subnet", "sn", availabilityZone="us-east-1z"),
+    ]
+    found = {(f.resource.split()[-1], f.property) for f in errors(broken, "aws-limits")}
+    assert found == {("lt", "userData"), ("p1", "policy"), ("in", "fromPort"),
+                     ("out", "ipProtocol"), ("s3", "serviceName"),
+                     ("rt", "destinationCidrBlock"), ("sn", "availabilityZone")}
+    fine = [
+        res("aws:ec2/launchTemplate:LaunchTemplate", "lt",
+            userData=base64.b64encode(b"#!/bin/bash\ntrue\n").decode()),
+        res("aws:iam/rolePolicy:RolePolicy", "p1", role="r", policy="{}"),
+        res("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "in",
+            ipProtocol="tcp", fromPort=443, toPort=443),
+        res("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "all", ipProtocol="-1"),
+        res("aws:ec2/vpcEndpoint:VpcEndpoint", "s3", serviceName="com.amazonaws.us-east-1.s3"),
+        res("aws:ec2/route:Route", "rt", destinationCidrBlock="0.0.0.0/0"),
+        res("aws:ec2/subnet:Subnet", "sn", availabilityZone="us-east-1a"),
+    ]
+    assert errors(fine, "aws-limits") == []
+
+
+def test_every_aws_type_the_program_creates_is_checked_or_says_why_not(prod, prod_phase2,
+                                                                      prod_phase3, dev):
+    import inspect
+
+    from planner import preflight
+
+    preflight._load_rules()
+    sources = "\n".join(inspect.getsource(r.check) for r in preflight.RULES.values())
+    sources += "\n".join(t for t, *_ in aws.API_MEMBERS) + "\n".join(t for t, _ in aws.NAMES)
+    planned = {r.type for plans in (prod, prod_phase2, prod_phase3) for p in plans.values()
+               for r in p.resources} | {r.type for r in dev.resources}
+    unchecked = sorted(t for t in planned if t.startswith("aws:") and t not in sources
+                       and t not in aws.UNCONSTRAINED)
+    # Tags apply to every taggable type; the rest must be named by a rule or say why not.
+    assert unchecked == []

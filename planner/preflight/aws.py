@@ -798,3 +798,114 @@ def eks_subnet_zones(ctx: Context) -> Iterator:
             if zone_ids.get(subnet) in EKS_UNSUPPORTED_ZONE_IDS:
                 yield ctx.error(cluster, "vpcConfig.subnetIds", f"{subnet} is in "
                                 f"{zone_ids[subnet]}, where EKS places no control plane")
+
+
+# -- the rest of what the program creates ------------------------------------------------------
+
+IAM_QUOTAS = ("https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html "
+              "(role inline policies: 10,240 characters in all; managed policy 6,144)")
+USER_DATA_LIMIT = 16 * 1024
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "-1")
+
+
+def _decoded_length(text: str) -> int:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(text.strip('"'), validate=True))
+    except (binascii.Error, ValueError):
+        return len(text.encode())
+
+
+@rule("aws-limits", "Sizes and ranges AWS enforces on what the program creates beyond its "
+      "names: launch-template user data (16 KB), a role's inline policies (10,240 characters "
+      "in all), security-group rule ports and protocols, route and endpoint targets in the "
+      "stack's region, subnets in a zone of the region",
+      source="AWS API references and quotas (per finding)", checked=CHECKED)
+def limits(ctx: Context) -> Iterator:
+    from planner.mocks import region_zones
+
+    for lt in ctx.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        data = value(lt, "userData")
+        if isinstance(data, str) and data != "[unknown]" and \
+                _decoded_length(data) > USER_DATA_LIMIT:
+            yield ctx.error(lt, "userData", f"is {_decoded_length(data)} bytes; EC2 takes "
+                            f"{USER_DATA_LIMIT} at most", source="https://docs.aws.amazon.com/"
+                            "AWSEC2/latest/UserGuide/user-data.html (16 KB, before base64)")
+    inline: dict[str, int] = {}
+    for policy in ctx.of_type("aws:iam/rolePolicy:RolePolicy"):
+        text = value(policy, "policy")
+        if isinstance(text, str):
+            key = str(value(policy, "role"))
+            inline[key] = inline.get(key, 0) + len("".join(text.split()))
+    for role, size in inline.items():
+        if size > 10_240:
+            res = next(p for p in ctx.of_type("aws:iam/rolePolicy:RolePolicy")
+                       if str(value(p, "role")) == role)
+            yield ctx.error(res, "policy", f"role {role}'s inline policies come to {size} "
+                            "characters (whitespace aside); IAM allows 10,240", source=IAM_QUOTAS)
+    for pol in ctx.of_type("aws:iam/policy:Policy"):
+        text = value(pol, "policy")
+        if isinstance(text, str) and len("".join(text.split())) > 6_144:
+            yield ctx.error(pol, "policy", "is over IAM's 6,144 characters for a managed "
+                            "policy", source=IAM_QUOTAS)
+    sg_source = ("https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+                 "API_AuthorizeSecurityGroupIngress.html (IpProtocol, FromPort, ToPort)")
+    for sg_rule in ctx.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+                               "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"):
+        protocol = str(value(sg_rule, "ipProtocol"))
+        low, high = value(sg_rule, "fromPort"), value(sg_rule, "toPort")
+        if protocol not in PROTOCOLS and not protocol.isdigit():
+            yield ctx.error(sg_rule, "ipProtocol", f"{protocol!r} is not tcp, udp, icmp, "
+                            "icmpv6, -1 or a protocol number", source=sg_source)
+        elif protocol in ("tcp", "udp") and not (
+                isinstance(low, int) and isinstance(high, int) and 0 <= low <= high <= 65_535):
+            yield ctx.error(sg_rule, "fromPort", f"ports {low}-{high} are not a range within "
+                            "0-65535", source=sg_source)
+    for endpoint in ctx.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        service = str(value(endpoint, "serviceName"))
+        if endpoint.region and service.startswith("com.amazonaws.") and \
+                service.split(".")[2] != endpoint.region:
+            yield ctx.error(endpoint, "serviceName", f"{service} is another region's "
+                            f"service; this VPC is in {endpoint.region}",
+                            source="https://docs.aws.amazon.com/vpc/latest/privatelink/"
+                            "create-interface-endpoint.html")
+    for route in ctx.of_type("aws:ec2/route:Route"):
+        cidr = value(route, "destinationCidrBlock")
+        try:
+            ipaddress.IPv4Network(str(cidr))
+        except ValueError:
+            yield ctx.error(route, "destinationCidrBlock", f"{cidr!r} is not an IPv4 CIDR",
+                            source="https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+                            "API_CreateRoute.html")
+    for subnet in ctx.of_type("aws:ec2/subnet:Subnet"):
+        az = value(subnet, "availabilityZone")
+        zones = {name for name, _ in region_zones(subnet.region)} if subnet.region else set()
+        if isinstance(az, str) and zones and az not in zones:
+            yield ctx.error(subnet, "availabilityZone", f"{az} is not a zone of "
+                            f"{subnet.region}", source="EC2 DescribeAvailabilityZones "
+                            "(moto's data, planner/mocks.py)")
+
+
+# AWS types the program creates whose planned properties no rule above constrains, and why.
+UNCONSTRAINED: dict[str, str] = {
+    "aws:ec2/internetGateway:InternetGateway": "only a VPC id and tags",
+    "aws:ec2/routeTable:RouteTable": "only a VPC id and tags",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "only ids of the same stack",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "adopts the VPC's group, no rules",
+    "aws:ec2/natGateway:NatGateway": "connectivity type checked by aws-api-model; ids only",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "an AWS managed policy ARN and a "
+    "role of the same stack (the ARN pattern is in aws-api-model)",
+    "aws:acm/certificateValidation:CertificateValidation": "a certificate ARN of the stack",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "a fixed enum the SDK types",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "four booleans",
+    "aws:s3/bucketServerSideEncryptionConfiguration:"
+    "BucketServerSideEncryptionConfiguration": "AES256, the one ALB log delivery accepts",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "one expiry rule",
+    "aws:s3/bucketPolicy:BucketPolicy": "a policy far under S3's 20 KB",
+    "aws:ssm/parameter:Parameter": "standard tier, values far under 4 KB",
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": "namespace and service account "
+    "are checked by the Kubernetes contract",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "AWS's managed policy ARN",
+}
