@@ -67,6 +67,7 @@ def test_api_model_reads_nested_properties_and_autonames_from_the_provider_answe
     ("aws:lb/loadBalancer:LoadBalancer", "name", "internal-alb", "alb-internal"),
     ("aws:lb/targetGroup:TargetGroup", "name", "tg-", "tg-1"),
     ("aws:rds/instance:Instance", "identifier", "Prod--db", "prod-db"),
+    ("aws:rds/instance:Instance", "finalSnapshotIdentifier", "prod-final-", "prod-final"),
     ("aws:elasticache/replicationGroup:ReplicationGroup", "replicationGroupId", "c" * 41,
      "c" * 40),
     ("aws:ec2/securityGroup:SecurityGroup", "name", "sg-app", "app-sg"),
@@ -151,13 +152,26 @@ def test_tags_count_the_providers_default_tags_and_follow_aws_rules():
 
 def test_rds_refuses_a_retired_minor_and_accepts_the_major():
     (finding,) = errors([res("aws:rds/instance:Instance", engine="postgres",
-                             engineVersion="16.6")], "aws-rds-engine-version")
+                             engineVersion="16.6",
+                             autoMinorVersionUpgrade=False)], "aws-rds-engine-version")
     assert "no longer be created" in finding.message and "'16'" in finding.message
     assert errors([res("aws:rds/instance:Instance", engine="postgres", engineVersion="16")],
                   "aws-rds-engine-version") == []
     # Before AWS stopped creating it, the same minor was fine.
-    assert errors([res("aws:rds/instance:Instance", engine="postgres", engineVersion="16.6")],
+    assert errors([res("aws:rds/instance:Instance", engine="postgres", engineVersion="16.6",
+                       autoMinorVersionUpgrade=False)],
                   "aws-rds-engine-version", today=dt.date(2026, 4, 30)) == []
+
+
+def test_a_pinned_minor_needs_automatic_minor_upgrades_off():
+    def findings(**inputs):
+        return errors([res("aws:rds/instance:Instance", engine="postgres", **inputs)],
+                      "aws-rds-engine-version")
+
+    (pinned,) = findings(engineVersion="16.11", autoMinorVersionUpgrade=True)
+    assert "downgrade" in pinned.message
+    assert findings(engineVersion="16.11", autoMinorVersionUpgrade=False) == []
+    assert findings(engineVersion="16", autoMinorVersionUpgrade=True) == []
 
 
 def test_rds_major_past_standard_support_is_refused_and_near_its_end_warned():

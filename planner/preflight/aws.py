@@ -240,6 +240,12 @@ NAMES: dict[tuple[str, str], tuple[re.Pattern[str], int, str, str]] = {
         "1-255 lowercase letters, digits, spaces, periods, underscores and hyphens",
         "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
         "API_CreateDBSubnetGroup.html (DBSubnetGroupName)"),
+    ("aws:rds/instance:Instance", "finalSnapshotIdentifier"): (
+        re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)"), 255,
+        "1-255 letters, digits and hyphens, starting with a letter, no two consecutive "
+        "hyphens, not ending with a hyphen",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBInstance.html"
+        " (FinalDBSnapshotIdentifier)"),
     ("aws:elasticache/replicationGroup:ReplicationGroup", "replicationGroupId"): (
         re.compile(r"[a-z](?!.*--)[a-z0-9-]*(?<!-)"), 40,
         "1-40 lowercase letters, digits and hyphens, starting with a letter, no two "
@@ -540,6 +546,13 @@ def rds_engine_version(ctx: Context) -> Iterator:
                                 f"({major!r}) and let automatic minor upgrades choose, or "
                                 f"{retired['upgrade_to'].get(major, 'a newer minor')}+",
                                 source=retired["source"])
+        if "." in version and value(res, "autoMinorVersionUpgrade") is not False:
+            yield ctx.error(res, "engineVersion", f"{version} names a minor version while "
+                            "automatic minor upgrades are on: after AWS upgrades the "
+                            "instance, the next deploy would try to downgrade it; name the "
+                            f"major ({major!r}) or turn autoMinorVersionUpgrade off",
+                            source="pulumi_aws rds.Instance engine_version docstring (a "
+                            "version prefix with auto_minor_version_upgrade)")
         row = majors[major]
         yield from support_finding(ctx, res, "engineVersion", f"PostgreSQL {major}",
                                    _date(row["standard_support_ends"]), row["source"])
