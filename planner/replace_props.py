@@ -1,0 +1,147 @@
+"""Which input properties force a replacement, per resource type, and which types hold data.
+
+The table is `planner/data/replace_properties.yaml`, written by `scripts/replace-properties`
+from two sources: the installed provider SDKs' docstrings (they carry the providers' schema
+text, e.g. "Changing this forces a new resource to be created"; derived by `derive` below)
+and `planner/data/replace_manual.yaml`, hand-kept entries with their source for what the
+docstrings do not say (the Kubernetes provider's own replacement table, the Terraform AWS
+provider's ForceNew flags), plus the list of types that hold data. tests/test_diff.py checks
+the table is what the generator derives from the installed SDKs and covers every type the
+program creates.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import importlib
+import importlib.metadata
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATA = Path(__file__).parent / "data"
+TABLE = DATA / "replace_properties.yaml"
+MANUAL = DATA / "replace_manual.yaml"
+
+# The docstring phrases that mark a replace-forcing property (matched case-insensitively).
+FORCES = re.compile(
+    r"forces? (?:a )?new resource|force a new|forcenew|force resource recreation|"
+    r"will recreate the resource|this can't be changed|(?-i:\bCannot be updated\.)",
+    re.IGNORECASE)
+_PARAM = re.compile(r":param [^\n]*? (\w+): (.*?)(?=\n\s*:param |\Z)", re.DOTALL)
+
+SDKS = {"aws": "pulumi_aws", "kubernetes": "pulumi_kubernetes", "cloudflare": "pulumi_cloudflare"}
+
+
+def sdk_class(token: str) -> tuple[type | None, type | None]:
+    """The SDK's resource class and its Args class for a type token, or (None, None)."""
+    pkg, module, name = token.split(":")
+    if pkg == "pulumi" and module == "providers":
+        pkg, module, name = name, "index", "Provider"
+    if pkg not in SDKS:
+        return None, None
+    path = SDKS[pkg]
+    if module != "index":
+        group, _, version = module.partition("/")
+        if pkg == "kubernetes":
+            group = {"core": "core", "helm.sh": "helm"}.get(group, group.split(".")[0])
+            path += f".{group}.{version}"
+        else:
+            path += f".{group}"
+    try:
+        mod = importlib.import_module(path)
+    except ImportError:
+        return None, None
+    return getattr(mod, name, None), getattr(mod, f"{name}Args", None)
+
+
+def _wire_name(args_cls: type, python_name: str) -> str:
+    prop = getattr(args_cls, python_name, None)
+    fget = getattr(prop, "fget", None)
+    return getattr(fget, "_pulumi_name", None) or python_name
+
+
+def derive(token: str) -> dict[str, str] | None:
+    """property (wire name) -> the docstring sentence saying it forces a new resource;
+    None when the SDK has no class (or no Args docstring) for the type."""
+    _, args_cls = sdk_class(token)
+    doc = getattr(getattr(args_cls, "__init__", None), "__doc__", None)
+    if not doc:
+        return None
+    found = {}
+    for python_name, text in _PARAM.findall(doc):
+        text = " ".join(text.split())
+        match = FORCES.search(text)
+        if match:
+            sentences = re.split(r"(?<=\.) ", text)
+            hit = next((s for s in sentences if FORCES.search(s)), text)
+            found[_wire_name(args_cls, python_name)] = hit[:200]
+    return dict(sorted(found.items()))
+
+
+def sdk_versions() -> dict[str, str]:
+    return {dist: importlib.metadata.version(dist) for dist in SDKS.values()}
+
+
+def build(types: list[str], manual: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    """The table for `types`: per type, the derived properties, the hand-kept ones (with
+    their source) and, when both are empty, the stated reason."""
+    hand = manual.get("types", {})
+    table: dict[str, Any] = {}
+    for token in sorted(set(types)):
+        derived = derive(token)
+        entry: dict[str, Any] = {"derived": derived or {}}
+        if derived is None:
+            entry["note"] = "no SDK class or Args docstring for this type"
+        if token in hand:
+            entry["manual"] = copy.deepcopy(hand[token])
+        if not entry["derived"] and not hand.get(token, {}).get("properties") and \
+                not hand.get(token, {}).get("reason"):
+            entry["reason"] = ("the SDK docstrings name no replace-forcing property and no "
+                               "hand-kept entry covers this type: changes are shown as updates")
+        table[token] = entry
+    return {
+        "generated_by": "scripts/replace-properties (do not edit; edit replace_manual.yaml)",
+        "generated": today.isoformat(),
+        "sdks": sdk_versions(),
+        "docstring_phrases": FORCES.pattern,
+        "data_holders": copy.deepcopy(manual.get("data_holders", {})),
+        "not_data_holders": copy.deepcopy(manual.get("not_data_holders", {})),
+        "types": table,
+    }
+
+
+def dump(doc: dict[str, Any]) -> str:
+    return ("# Generated by scripts/replace-properties from the installed provider SDKs'\n"
+            "# docstrings and planner/data/replace_manual.yaml. Do not edit by hand.\n"
+            + yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True))
+
+
+@functools.cache
+def table() -> dict[str, Any]:
+    return yaml.safe_load(TABLE.read_text())
+
+
+def replace_properties(token: str) -> dict[str, str]:
+    """property path (dotted, camelCase) -> why it forces replacement, for a type token."""
+    entry = table()["types"].get(token, {})
+    out = {prop: f"SDK docstring: {why}" for prop, why in entry.get("derived", {}).items()}
+    manual = entry.get("manual", {})
+    for prop in manual.get("properties", []):
+        out.setdefault(prop, f"{manual.get('source', 'hand-kept')}")
+    return out
+
+
+def holds_data(token: str, inputs: dict[str, Any] | None = None) -> str | None:
+    """Why a resource of this type (with these inputs) holds data; None: it does not."""
+    entry = table()["data_holders"].get(token)
+    if isinstance(entry, dict):
+        when = entry.get("when", {})
+        if any((inputs or {}).get(key) != value for key, value in when.items()):
+            return None
+        return entry["reason"]
+    return entry
