@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 
 from config import ConfigError
+from planner import diff as plan_diff
 from planner import preflight
 from planner.engine import StackPlan, plan_stack
 from planner.project import Project, ProjectError, references
@@ -113,6 +115,15 @@ def plan(
         "--as-of", metavar="YYYY-MM-DD",
         help="Judge dated offerings (versions, support ends) as of this day, not today.")
     ] = None,
+    diff_from: Annotated[Path | None, typer.Option(
+        "--diff-from", metavar="FILE",
+        help="Also show what the plan changes against FILE: an earlier `--json` plan or "
+        "`pulumi stack export` output (create, update, replace, delete per resource).")
+    ] = None,
+    allow_destroy: Annotated[bool, typer.Option(
+        "--allow-destroy",
+        help="With --diff-from: do not refuse (exit 3) a delete or replace of a resource "
+        "that holds data.")] = False,
 ) -> None:
     """Print what `pulumi preview` would create for a stack or a whole environment."""
     err = Console(stderr=True, emoji=False)
@@ -130,6 +141,13 @@ def plan(
     if json_file is not None and not json_file.parent.is_dir():
         err.print(f"error: --json {json_file}: folder {json_file.parent} does not exist")
         raise typer.Exit(2)
+    old_state = None
+    if diff_from is not None:
+        try:
+            old_state = plan_diff.load(diff_from)
+        except plan_diff.DiffFileError as exc:
+            err.print(f"error: --diff-from {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
     with _config_errors(err):
         project = Project(project_dir or _default_project())
         try:
@@ -140,12 +158,26 @@ def plan(
             err.print(f"[red]error: the program failed while planning:[/] {exc}")
             raise typer.Exit(1) from None
     findings = preflight.check(plans, today=today)
+    diffs = None if old_state is None else plan_diff.diff(plans, old_state)
     with _stdout() as out:
         print_plans(plans, out)
+        if diffs is not None:
+            for line in plan_diff.lines(diffs, diff_from):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
         print_findings(findings, out)
     if json_file is not None:
         write_json(plans, json_file, findings)
+        if diffs is not None:  # the diff joins the plan's JSON under "diff"
+            doc = json.loads(json_file.read_text())
+            doc["diff"] = {"from": str(diff_from), "stacks": [d.as_json() for d in diffs]}
+            json_file.write_text(json.dumps(doc, indent=2) + "\n")
         Console(stderr=True).print(f"plan written to {json_file}")
+    if diffs is not None and not allow_destroy and plan_diff.destroying(diffs):
+        n = len(plan_diff.destroying(diffs))
+        err.print(f"error: the diff deletes or replaces {n} resource{'s' * (n != 1)} that "
+                  "hold data (DESTROYS DATA above); rerun with --allow-destroy if that is "
+                  "intended", markup=False, soft_wrap=True)
+        raise typer.Exit(plan_diff.EXIT_DESTROYS_DATA)
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
 
