@@ -12,9 +12,12 @@ Three kinds of rule, as tflint-ruleset-aws does it (anchors.md s.8):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import functools
 import ipaddress
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -469,8 +472,6 @@ def _provider_tags(ctx: Context, res: PlannedResource) -> dict[str, str]:
         if provider.urn == urn:
             tags = (value(provider, "defaultTags") or {})
             if isinstance(tags, str):  # providers carry object inputs as JSON strings
-                import json
-
                 tags = json.loads(tags)
             return dict(tags.get("tags") or {})
     return {}
@@ -822,9 +823,6 @@ PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "-1")
 
 
 def _decoded_length(text: str) -> int:
-    import base64
-    import binascii
-
     try:
         return len(base64.b64decode(text.strip('"'), validate=True))
     except (binascii.Error, ValueError):
