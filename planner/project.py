@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from config.secrets import UNKNOWN_SECRET
 # What the plan passes for a secret it cannot decrypt (it has no passphrase); the config
 # skips its format checks for it.
 SECRET_PLACEHOLDER = UNKNOWN_SECRET
+# Top-level keys of a Pulumi.<stack>.yaml the Pulumi CLI knows (project stack settings).
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt",
+                   "environment")
 ROLE_ORDER = {"all-in-one": 0, "primary": 0, "secondary": 1, "edge": 2}
 
 
@@ -53,9 +57,23 @@ class Project:
             raise ProjectError(f"no stack {stack!r}: {path.name} does not exist; stacks: "
                                + ", ".join(self.stacks()))
         doc = _read_yaml(path) or {}
+        if not isinstance(doc, dict):
+            raise ProjectError(f"{path.name}: must be a mapping with a `config:` key (the "
+                               f"stack's settings); found a {type(doc).__name__}")
+        unknown = sorted(str(k) for k in doc if k not in STACK_FILE_KEYS)
+        if unknown:
+            hint = difflib.get_close_matches(unknown[0], STACK_FILE_KEYS, n=1)
+            raise ProjectError(
+                f"{path.name}: top-level key {unknown[0]!r} is not a stack file key"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + "; valid: " + ", ".join(STACK_FILE_KEYS))
         config = doc.get("config") or {}
         if not isinstance(config, dict):
             raise ProjectError(f"{path.name}: `config` must be a mapping of keys to values")
+        bad = [k for k in config if not isinstance(k, str)]
+        if bad:
+            raise ProjectError(f"{path.name}: config key {bad[0]!r} is not a string; keys "
+                               "look like `sofacover:phase` or `aws:region`")
         values: dict[str, str] = {}
         secrets: set[str] = set()
         for key, value in config.items():
@@ -134,9 +152,12 @@ def references(cfg: StackConfig) -> list[tuple[str, str]]:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ProjectError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as "
+                           "UTF-8") from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"{path.name}: not valid YAML: {exc}") from None
 

@@ -148,3 +148,20 @@ def test_piped_output_is_literal_unwrapped_and_unpadded(prod_json):
     assert not [ln for ln in lines if ln != ln.rstrip()], "a line ends in padding"
     (db,) = [ln for ln in lines if "aws:rds/instance:Instance  sofacover-prod-database-db" in ln]
     assert "engineVersion=16" in db and db.rstrip().endswith("[protect]")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"- a\n- b\n", "Pulumi.prod.yaml: must be a mapping with a `config:` key"),
+    (b"config:\n  1: x\n", "Pulumi.prod.yaml: config key 1 is not a string"),
+    (b"confg:\n  sofacover:phase: 1\n",
+     "Pulumi.prod.yaml: top-level key 'confg' is not a stack file key (did you mean 'config'?)"),
+    (b"config:\n  sofacover:phase: 1\n  sofacover:tags: {team: \xff}\n",
+     "Pulumi.prod.yaml: not UTF-8 text (byte 54)"),
+])
+def test_a_malformed_stack_file_is_named_with_what_is_wrong(tmp_path, content, message):
+    root = copy_project(tmp_path)
+    (root / "Pulumi.prod.yaml").write_bytes(content)
+    result = plan("--project", str(root))
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
