@@ -22,6 +22,7 @@ from config.secrets import secret_problem
 NAMESPACE = "sofacover"
 # Keys read straight from the stack file (the rest of StackConfig is derived).
 SCALAR_KEYS = ("environment", "role", "phase", "promote")
+BOOLEAN_KEYS = ("promote",)
 OBJECT_KEYS = ("primary", "tags", "regions", "network", "compute", "kubernetes", "database",
                "cache", "pgbouncer", "edge", "alerts")
 # Secrets each role needs; they are checked for presence and secrecy, never read here.
@@ -69,6 +70,12 @@ def parse_stack_config(
                                 f"got {value!r}")
             else:
                 own[name] = parsed
+        elif name in BOOLEAN_KEYS:
+            # The engine hands a boolean over as the text "true" or "false".
+            if str(value).lower() not in ("true", "false"):
+                problems.append(f"{where}: {key} is {value!r}; valid: true, false")
+            else:
+                own[name] = str(value).lower() == "true"
         elif name in SCALAR_KEYS:
             own[name] = value
 

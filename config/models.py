@@ -50,8 +50,11 @@ Region = Annotated[str, AfterValidator(check_region)]
 
 
 class Model(BaseModel):
+    # strict: a stack file's `yes` or `true` is not the number 1, nor "5" the number 5; the
+    # engine hands objects over as JSON, so every value already has its real type.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=False
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=False,
+        strict=True,
     )
 
 

@@ -385,16 +385,21 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _check_email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):  # fullmatch: "a@b.com\n" is not an address
         raise PydanticCustomError("email", "{value!r} is not an email address",
                                   {"value": value})
     return value
 
 
 def _check_https(value: str) -> str:
-    if not value.startswith("https://"):
-        raise PydanticCustomError("https", "{value!r} must be an https:// URL (SNS would "
-                                  "send alerts in clear text to http://)", {"value": value})
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or "." not in parts.hostname \
+            or any(c.isspace() for c in value):
+        raise PydanticCustomError("https", "{value!r} must be an https:// URL with a host, "
+                                  "like https://alerts.example.com/hook (SNS would send "
+                                  "alerts in clear text to http://)", {"value": value})
     return value
 
 

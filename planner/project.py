@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,22 @@ def references(cfg: StackConfig) -> list[tuple[str, str]]:
     return out
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML as the Pulumi CLI reads stack files (YAML 1.2, Go's yaml.v3): only true and
+    false are booleans; `yes`, `no`, `on`, `off` stay text, as they reach the program."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _first in "tTfF":
+    _Yaml12Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+        return yaml.load(path.read_bytes().decode("utf-8"), Loader=_Yaml12Loader)
     except FileNotFoundError:
         raise ProjectError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:

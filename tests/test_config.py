@@ -578,3 +578,31 @@ def test_eks_admin_principals_must_be_iam_role_or_user_arns(arn, ok):
     else:
         (msg,) = problems(vals)
         assert "sofacover:kubernetes.adminPrincipalArns[0]" in msg
+
+
+# --- values that must not be taken for something else ------------------------------------
+
+def test_a_boolean_is_not_taken_for_a_number():
+    (msg,) = problems(values(sofacover__compute={"minSize": True}))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:compute.minSize is True")
+
+
+def test_promote_takes_only_true_or_false():
+    (msg,) = problems(secondary(sofacover__promote="yes"))
+    assert "sofacover:promote is 'yes'; valid: true, false" in msg
+
+
+@pytest.mark.parametrize("key, value", [
+    ("emails", "ops@sofacoverpro.com\n"), ("emails", "ops@"),
+    ("httpsEndpoints", "https://"), ("httpsEndpoints", "http://alerts.example.com/hook"),
+    ("httpsEndpoints", "https://alerts .example.com/hook"),
+])
+def test_alert_destinations_must_be_whole_addresses(key, value):
+    (msg,) = problems(values(sofacover__alerts={key: [value]}))
+    assert f"sofacover:alerts.{key}[0]" in msg
+
+
+def test_alert_destinations_that_are_whole_addresses_pass():
+    cfg = parse(values(sofacover__alerts={"emails": ["ops@sofacoverpro.com"],
+                                          "httpsEndpoints": ["https://alerts.example.com/h"]}))
+    assert cfg.alerts.emails == ["ops@sofacoverpro.com"]

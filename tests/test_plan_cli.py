@@ -165,3 +165,13 @@ def test_a_malformed_stack_file_is_named_with_what_is_wrong(tmp_path, content, m
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_stack_files_are_read_as_yaml_1_2_like_the_pulumi_cli(tmp_path):
+    # Go's yaml.v3 (the CLI) keeps `yes` as text; YAML 1.1 would make it true.
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod-us-west-2.yaml"
+    stack_file.write_text(stack_file.read_text() + "  sofacover:promote: yes\n")
+    result = plan("--project", str(root), "--stack", "prod-us-west-2")
+    assert result.exit_code == 2
+    assert "sofacover:promote is 'yes'; valid: true, false" in result.output
