@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from config.presets import PLACEHOLDER_IMAGE
+from config.quantity import cpu_millis, memory_mib
 from config.regions import AZ_COUNT, KNOWN_REGIONS
 from config.thresholds import AlertsConfig
 
@@ -299,6 +300,19 @@ class ServiceConfig(Model):
     min_replicas: PositiveInt | None = None
     max_replicas: PositiveInt | None = None
 
+    @model_validator(mode="after")
+    def _limits(self) -> ServiceConfig:
+        # The API server refuses a limit below its request (Invalid value: must be less
+        # than or equal to ... limit), so the Deployment would never be created.
+        if memory_mib(self.memory_limit) < memory_mib(self.memory_request):
+            raise rule("memoryLimit", f"is {self.memory_limit} but memoryRequest is "
+                       f"{self.memory_request}; a limit must be >= its request")
+        if self.cpu_limit is not None and cpu_millis(self.cpu_limit) < \
+                cpu_millis(self.cpu_request):
+            raise rule("cpuLimit", f"is {self.cpu_limit} but cpuRequest is "
+                       f"{self.cpu_request}; a limit must be >= its request")
+        return self
+
 
 # An IAM role or user ARN, as EKS access entries take them (CreateAccessEntry principalArn).
 IAM_PRINCIPAL_ARN = r"^arn:aws:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"
@@ -419,6 +433,10 @@ class CacheConfig(Model):
 
     @model_validator(mode="after")
     def _failover(self) -> CacheConfig:
+        if not self.cluster_mode and self.num_nodes > 6:
+            raise rule("numNodes", f"is {self.num_nodes}; a replication group without "
+                       "cluster mode has at most 6 nodes (a primary and 5 replicas; "
+                       "ElastiCache CreateReplicationGroup NumCacheClusters)")
         if self.automatic_failover and self.num_nodes < 2:
             raise rule("numNodes", f"is {self.num_nodes} but automaticFailover is on; "
                        "failover needs a replica, so numNodes must be >= 2")

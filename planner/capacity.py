@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from config.quantity import cpu_millis, memory_mib
+
 if TYPE_CHECKING:
     from config.models import StackConfig
 
@@ -879,22 +881,6 @@ def instance_vcpus(instance_type: str) -> int:
     return int(data["VCpuInfo"]["DefaultVCpus"])
 
 
-def _millis(quantity: str | None) -> int | None:
-    if quantity is None:
-        return None
-    if quantity.endswith("m"):
-        return int(float(quantity[:-1]))
-    return int(float(quantity) * 1000)
-
-
-def _mib(quantity: str) -> int:
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-    for suffix, scale in units.items():
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * scale)
-    return int(float(quantity) / 2**20)
-
-
 # The cluster's own pods, requests in millicores, as the program deploys them: PgBouncer and
 # its exporter (components/pgbouncer.py), kube-prometheus-stack (components/prometheus.py:
 # Prometheus, operator, Alertmanager, kube-state-metrics) and node-exporter on every node.
@@ -930,8 +916,8 @@ def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None
     )
     assert cfg.kubernetes is not None and cfg.compute is not None
     k8s, compute = cfg.kubernetes, cfg.compute
-    services = [Service(s.name, _millis(s.cpu_request) or 0, _millis(s.cpu_limit),
-                        hpa_from_config(k8s.hpa, s), _mib(s.memory_request))
+    services = [Service(s.name, cpu_millis(s.cpu_request), cpu_millis(s.cpu_limit) or None,
+                        hpa_from_config(k8s.hpa, s), memory_mib(s.memory_request))
                 for s in k8s.services]
     data = _instance_types()[compute.instance_type]
     itype = InstanceType(int(data["VCpuInfo"]["DefaultVCpus"]),
@@ -1006,6 +992,6 @@ def service_from_manifests(name: str, container: dict, hpa_spec: dict) -> Servic
     """A Deployment's (single) container resources and its HPA, as rendered."""
     resources = container.get("resources") or {}
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    return Service(name, _millis(str(requests["cpu"])) or 0,
-                   _millis(str(limits["cpu"])) if "cpu" in limits else None,
-                   hpa_from_manifest(hpa_spec), _mib(str(requests.get("memory", "512Mi"))))
+    return Service(name, cpu_millis(requests["cpu"]),
+                   cpu_millis(limits["cpu"]) if "cpu" in limits else None,
+                   hpa_from_manifest(hpa_spec), memory_mib(requests.get("memory", "512Mi")))

@@ -606,3 +606,23 @@ def test_alert_destinations_that_are_whole_addresses_pass():
     cfg = parse(values(sofacover__alerts={"emails": ["ops@sofacoverpro.com"],
                                           "httpsEndpoints": ["https://alerts.example.com/h"]}))
     assert cfg.alerts.emails == ["ops@sofacoverpro.com"]
+
+
+@pytest.mark.parametrize("service, key", [
+    ({"memoryRequest": "1Gi", "memoryLimit": "512Mi"}, "memoryLimit"),
+    ({"cpuRequest": "500m", "cpuLimit": "250m"}, "cpuLimit"),
+])
+def test_a_limit_below_its_request_is_refused(service, key):
+    base = {"name": "api", "image": "ghcr.io/sofacover/api:1", "path": "/api*",
+            "nodePort": 30090}
+    (msg,) = problems(values(sofacover__kubernetes={"services": [{**base, **service}]}))
+    assert f"sofacover:kubernetes.services[0].{key} is " in msg and ">= its request" in msg
+    fine = {**base, "memoryRequest": "512Mi", "memoryLimit": "1Gi", "cpuRequest": "250m",
+            "cpuLimit": "1"}
+    parse(values(sofacover__kubernetes={"services": [fine]}))
+
+
+def test_more_cache_nodes_than_a_replication_group_holds_are_refused():
+    (msg,) = problems(values(sofacover__cache={"numNodes": 7}))
+    assert "sofacover:cache.numNodes is 7; a replication group without cluster mode" in msg
+    parse(values(sofacover__cache={"numNodes": 6}))

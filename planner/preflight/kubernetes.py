@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from config.quantity import cpu_millis, memory_mib
 from planner.engine import PlannedResource
 from planner.preflight import Context, rule, value
 
@@ -284,21 +284,6 @@ def kube_reserved(itype: InstanceType) -> tuple[int, int]:
     cores = itype.vcpus
     cpu = 60 + 10 * (cores >= 2) + 5 * min(max(cores - 2, 0), 2) + 2.5 * max(cores - 4, 0)
     return math.ceil(cpu), 11 * itype.max_pods + 255 + EVICTION_HARD_MIB
-
-
-_QUANTITY = re.compile(r"^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G)?$")
-_SCALE = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20,
-          "Gi": 2**30, "Ti": 2**40}
-
-
-def cpu_millis(q: Any) -> int:
-    m = _QUANTITY.match(str(q or 0))
-    return 0 if m is None else math.ceil(float(m[1]) * _SCALE[m[2]] * 1000)
-
-
-def memory_mib(q: Any) -> int:
-    m = _QUANTITY.match(str(q or 0))
-    return 0 if m is None else math.ceil(float(m[1]) * _SCALE[m[2]] / 2**20)
 
 
 def _pod_requests(pod_spec: dict[str, Any]) -> tuple[int, int]:
