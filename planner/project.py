@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -136,9 +137,42 @@ class Project:
                     problems.append(f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is "
                                     f"deployed after {cfg.stack}; a stack may only read "
                                     "stacks deployed before it")
+        problems += _across_stacks(configs)
         if problems:
             raise ConfigError(problems)
         return configs
+
+
+def _across_stacks(configs: list[StackConfig]) -> list[str]:
+    """Rules no single stack file can break alone: one regional stack per region, VPCs that
+    do not overlap (they are peered or routed between later), and edge origins that name a
+    stack of the region they serve."""
+    problems: list[str] = []
+    regional = [c for c in configs if c.role != "edge" and c.region is not None]
+    by_region: dict[str, str] = {}
+    for cfg in regional:
+        if cfg.region in by_region:
+            problems.append(f"{stack_file(cfg.stack)}: aws:region is {cfg.region}, the region "
+                            f"of stack {by_region[cfg.region]} too; one regional stack per "
+                            "region and environment")
+        by_region.setdefault(str(cfg.region), cfg.stack)
+    networks = [(c, ipaddress.IPv4Network(c.network.cidr)) for c in regional
+                if c.network is not None]
+    for i, (cfg, net) in enumerate(networks):
+        for other, other_net in networks[:i]:
+            if net.overlaps(other_net):
+                problems.append(f"{stack_file(cfg.stack)}: sofacover:network.cidr {net} "
+                                f"overlaps {other.stack}'s {other_net}; the environment's "
+                                "VPCs are joined later, so their ranges must not overlap")
+    regions = {c.stack: c.region for c in regional}
+    for cfg in configs:
+        if cfg.role != "edge" or cfg.edge is None:
+            continue
+        for region, stack in cfg.edge.origins.items():
+            if stack in regions and regions[stack] != region:
+                problems.append(f"{stack_file(cfg.stack)}: sofacover:edge.origins.{region} "
+                                f"names {stack}, whose aws:region is {regions[stack]}")
+    return problems
 
 
 def references(cfg: StackConfig) -> list[tuple[str, str]]:

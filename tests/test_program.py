@@ -163,3 +163,44 @@ def test_replica_regions_alarm_on_replica_lag(prod):
         alarms = of_type(prod[f"prod-{region}"].resources,
                          "aws:cloudwatch/metricAlarm:MetricAlarm")
         assert any(a.inputs.get("metricName") == "ReplicaLag" for a in alarms), region
+
+
+def _rollout_problems(root) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        Project(root).rollout("prod")
+    return exc.value.problems
+
+
+def test_two_stacks_in_one_region_are_refused(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod-eu-west-1.yaml"
+    stack_file.write_text(stack_file.read_text().replace("aws:region: eu-west-1",
+                                                         "aws:region: us-west-2"))
+    problems = _rollout_problems(root)
+    assert any("aws:region is us-west-2, the region of stack prod-eu-west-1" in p
+               or "aws:region is us-west-2, the region of stack prod-us-west-2" in p
+               for p in problems), problems
+
+
+def test_overlapping_vpcs_across_an_environment_are_refused(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod-us-west-2.yaml"
+    stack_file.write_text(stack_file.read_text() + "  sofacover:network:\n"
+                          "    cidr: 10.10.0.0/16\n")
+    (problem,) = _rollout_problems(root)
+    assert "sofacover:network.cidr 10.10.0.0/16 overlaps prod's 10.10.0.0/16" in problem
+
+
+def test_an_edge_origin_must_name_a_stack_of_its_region(tmp_path):
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod-edge.yaml"
+    stack_file.write_text(stack_file.read_text().replace("us-west-2: prod-us-west-2",
+                                                         "us-west-2: prod-eu-west-1"))
+    problems = _rollout_problems(root)
+    assert any("sofacover:edge.origins.us-west-2 names prod-eu-west-1, whose aws:region is "
+               "eu-west-1" in p for p in problems), problems
+
+
+def test_the_committed_environments_break_none_of_the_rules_across_stacks(project):
+    assert [c.stack for c in project.rollout("prod")][0] == "prod"
+    assert project.rollout("dev")
