@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 
 from config import StackConfig, load_stack_config
+from config.models import DEFAULT_TAG_KEYS
 
 
 def qualified(stack: str) -> str:
@@ -67,8 +68,9 @@ def regional(cfg: StackConfig) -> None:
 
     from components.network import Network, NetworkArgs
 
-    tags = {"Project": pulumi.get_project(), "Environment": cfg.environment,
-            "Stack": cfg.stack, "ManagedBy": "pulumi", **cfg.tags}
+    # The config keeps cfg.tags clear of these keys and within AWS's 50 with them.
+    tags = {**dict(zip(DEFAULT_TAG_KEYS, (pulumi.get_project(), cfg.environment, cfg.stack,
+                                          "pulumi"), strict=True)), **cfg.tags}
     # An explicit provider, handed to every component, so the region and default tags are
     # decided here once; components never read the region themselves.
     provider = aws.Provider(f"aws-{cfg.region}", region=cfg.region,

@@ -580,6 +580,7 @@ class StackConfig(Model):
     promote: bool = False
     """Secondary only: promote this region's read replica to a standalone primary (DR)."""
     tags: dict[str, str] = {}
+    """Extra tags on every AWS resource, beside the four the program sets (DEFAULT_TAG_KEYS)."""
     regions: RegionsConfig
     network: NetworkConfig | None = None
     compute: ComputeConfig | None = None
@@ -589,6 +590,28 @@ class StackConfig(Model):
     pgbouncer: PgBouncerConfig | None = None
     edge: EdgeConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        # AWS's tag rules (tag-editor user guide, "Tag naming limits and requirements").
+        if len(tags) > MAX_TAGS - len(DEFAULT_TAG_KEYS):
+            raise PydanticCustomError(
+                "tags", "has {n} tags; AWS allows {max} on a resource and the program sets "
+                "{default} itself", {"n": len(tags), "max": MAX_TAGS,
+                                     "default": ", ".join(DEFAULT_TAG_KEYS)})
+        for key, value in tags.items():
+            if not TAG_TEXT.fullmatch(key) or not 1 <= len(key) <= 128 or \
+                    key.lower().startswith("aws:") or key in DEFAULT_TAG_KEYS:
+                raise PydanticCustomError(
+                    "tags", "has key {key}: a tag key is 1-128 letters, digits, spaces "
+                    "and _ . : / = + - @, not starting with aws: and not one of {default}",
+                    {"key": repr(key), "default": ", ".join(DEFAULT_TAG_KEYS)})
+            if not TAG_TEXT.fullmatch(value) or len(value) > 256:
+                raise PydanticCustomError(
+                    "tags", "has {key}: {value}, but a tag value is 0-256 letters, "
+                    "digits, spaces and _ . : / = + - @", {"key": repr(key), "value": repr(value)})
+        return tags
 
     @model_validator(mode="after")
     def _topology(self) -> StackConfig:
@@ -611,6 +634,12 @@ class StackConfig(Model):
         """False for a secondary region that neither serves nor holds a replica this phase."""
         return (self.role in ("all-in-one", "primary", "edge") or self.hosts_app
                 or self.hosts_replica)
+
+
+# The tags __main__.py puts on every AWS resource through the provider's default tags.
+DEFAULT_TAG_KEYS = ("Project", "Environment", "Stack", "ManagedBy")
+MAX_TAGS = 50
+TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
 
 
 # Which roles each environment may use, and what each role needs.
@@ -656,6 +685,11 @@ def _check_topology(cfg: StackConfig) -> None:
         elif cfg.edge.origins:
             raise rule("edge.origins", f"is set but role is {cfg.role!r}; a stack with its "
                        "own edge fronts its own ALB")
+    arn = cfg.compute.certificate_arn if cfg.compute is not None else None
+    if arn is not None and cfg.region is not None and arn.split(":")[3] != cfg.region:
+        raise rule("compute.certificateArn", f"is a certificate in {arn.split(':')[3]} but "
+                   f"this stack is in {cfg.region}; an ALB takes certificates of its own "
+                   "region only")
     home = cfg.primary.region if cfg.primary else cfg.region
     db = cfg.database
     # Only the primary replicates its backups; replicas ignore the setting.

@@ -626,3 +626,29 @@ def test_more_cache_nodes_than_a_replication_group_holds_are_refused():
     (msg,) = problems(values(sofacover__cache={"numNodes": 7}))
     assert "sofacover:cache.numNodes is 7; a replication group without cluster mode" in msg
     parse(values(sofacover__cache={"numNodes": 6}))
+
+
+@pytest.mark.parametrize("tags, words", [
+    ({"aws:team": "x"}, "has key 'aws:team'"),
+    ({"Stack": "x"}, "has key 'Stack'"),
+    ({"Team": "a*b"}, "has 'Team': 'a*b'"),
+    ({f"k{i}": "v" for i in range(47)}, "has 47 tags; AWS allows 50"),
+])
+def test_tags_aws_would_refuse_are_refused(tags, words):
+    (msg,) = problems(values(sofacover__tags=tags))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:tags is ") and words in msg
+
+
+def test_tags_within_aws_rules_pass():
+    tags = {"CostCenter": "ecommerce-42", "team": "platform@sofacover"}
+    assert parse(values(sofacover__tags=tags)).tags == tags
+
+
+def test_a_certificate_from_another_region_is_refused():
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0c8a3b7e-1d2f-4a5b-9c6d-7e8f9a0b1c2d"
+    (msg,) = problems(values(sofacover__compute={"dnsValidation": "manual",
+                                                 "certificateArn": arn}))
+    assert "sofacover:compute.certificateArn is a certificate in eu-west-1 but this stack " \
+        "is in us-east-1" in msg
+    parse(values(sofacover__compute={"dnsValidation": "manual",
+                                     "certificateArn": arn.replace("eu-west-1", "us-east-1")}))
