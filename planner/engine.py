@@ -98,7 +98,9 @@ def mask(value: Any) -> Any:
             return value.get("urn")
         if sig in (rpc._special_asset_sig, rpc._special_archive_sig):
             return {k: v for k, v in value.items() if k != rpc._special_sig_key}
-        return {k: mask(v) for k, v in value.items()}
+        # Sorted: protobuf Structs do not keep key order, and the plan must read the same on
+        # every run.
+        return {k: mask(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         return [mask(v) for v in value]
     if value == rpc.UNKNOWN:
@@ -334,6 +336,8 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
     # stack in context variables, so runs one after another cannot leak into each other.
     contextvars.Context().run(run)
     default_region = values.get("aws:region")
+    # In URN order: registration order depends on which output resolves first.
+    monitor.planned.sort(key=lambda r: (r.urn, r.read))
     for res in monitor.planned:
         if res.region is None and res.type.startswith(("aws:", "pulumi:providers:aws")):
             res.region = default_region

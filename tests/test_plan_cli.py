@@ -175,3 +175,14 @@ def test_stack_files_are_read_as_yaml_1_2_like_the_pulumi_cli(tmp_path):
     result = plan("--project", str(root), "--stack", "prod-us-west-2")
     assert result.exit_code == 2
     assert "sofacover:promote is 'yes'; valid: true, false" in result.output
+
+
+def test_two_plans_of_the_same_inputs_are_byte_identical(tmp_path):
+    # Registration order and protobuf key order vary from run to run; the plan must not.
+    runs = []
+    for i in (1, 2):
+        path = tmp_path / f"plan{i}.json"
+        result = plan("--phase", "2", "--json", str(path))
+        assert result.exit_code == 0, result.output
+        runs.append((result.stdout, path.read_bytes()))
+    assert runs[0] == runs[1]
