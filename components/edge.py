@@ -11,7 +11,6 @@ import base64
 import functools
 import hashlib
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +71,9 @@ class Origin:
 def zone_on_plan(found: Any, *, zone: str, wanted: str) -> str:
     """The zone's id (from a getZone result), or a RunError if the zone's real plan is
     below the configured one."""
-    with warnings.catch_warnings():
-        # The provider flags `plan` as deprecated for *changing* a zone's plan; reading it
-        # is what the subscription API's successor still reports.
-        warnings.simplefilter("ignore", UserWarning)
-        plan = found.plan
+    # Read without the property getter, which logs that `plan` is deprecated for *changing*
+    # a zone's plan (through the subscription API); reading it is what this needs.
+    plan = pulumi.get(found, "plan")
     actual = getattr(plan, "legacy_id", None)
     if actual in EDGE_PLANS and not plan_includes(actual, wanted):
         raise pulumi.RunError(

@@ -19,7 +19,7 @@ from planner import diff as plan_diff
 from planner import preflight
 from planner.engine import StackPlan, plan_stack
 from planner.project import Project, ProjectError, references
-from planner.render import print_findings, print_plans, write_json
+from planner.render import print_findings, print_plans, program_warnings, write_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SofaCover infrastructure tools.")
@@ -111,6 +111,9 @@ def plan(
     project_dir: Annotated[Path | None, typer.Option(
         "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
         exists=True, file_okay=False)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 1) on warnings too: the program's and the preflight's.")
+    ] = False,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", metavar="YYYY-MM-DD",
         help="Judge dated offerings (versions, support ends) as of this day, not today.")
@@ -164,7 +167,7 @@ def plan(
         if diffs is not None:
             for line in plan_diff.lines(diffs, diff_from):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
-        print_findings(findings, out)
+        print_findings(findings, out, plans)
     if json_file is not None:
         write_json(plans, json_file, findings)
         if diffs is not None:  # the diff joins the plan's JSON under "diff"
@@ -179,6 +182,10 @@ def plan(
                   "intended", markup=False, soft_wrap=True)
         raise typer.Exit(plan_diff.EXIT_DESTROYS_DATA)
     if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+    if strict and (findings or program_warnings(plans)):
+        err.print("error: --strict: the run has warnings (listed at the end of the plan)",
+                  markup=False)
         raise typer.Exit(1)
 
 

@@ -124,17 +124,34 @@ def print_plans(plans: list[StackPlan], console: Console) -> None:
     console.print(counts(plans))
 
 
-def print_findings(findings: list[Finding], console: Console) -> None:
-    """The preflight's findings, one line each (errors first), then a count."""
+def program_warnings(plans: list[StackPlan]) -> list[str]:
+    """The program's own warnings (pulumi.log.warn), one line each naming the stack."""
+    return [f"warning: {p.stack}: {m.removeprefix('warning: ')}" for p in plans
+            for m in p.messages if m.startswith("warning: ")]
+
+
+def print_findings(findings: list[Finding], console: Console,
+                   plans: list[StackPlan] = ()) -> None:
+    """At the end of the run: a summary line per stack, the program's warnings, then the
+    preflight's findings, one line each (errors first), then a count."""
+    for plan in plans:
+        created = sum(1 for r in plan.resources if not r.read)
+        reads = len(plan.resources) - created
+        console.print(f"{plan.stack}: +{created} to create"
+                      + (f" ({reads} read)" if reads else ""), markup=False)
+    warnings = program_warnings(list(plans))
+    for line in warnings:
+        console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
     if not findings:
-        console.print("preflight: no findings")
+        console.print(f"preflight: no findings; program warnings: {len(warnings)}")
         return
     console.print("[bold]preflight[/]")
     for f in sorted(findings, key=lambda f: f.severity != "error"):
         style = "red" if f.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(f.line())}[/]", soft_wrap=True)
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"preflight: {errors} errors, {len(findings) - errors} warnings")
+    console.print(f"preflight: {errors} errors, {len(findings) - errors} warnings; "
+                  f"program warnings: {len(warnings)}")
 
 
 def write_json(plans: list[StackPlan], path: Path, findings: list[Finding] = ()) -> None:

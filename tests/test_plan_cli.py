@@ -186,3 +186,19 @@ def test_two_plans_of_the_same_inputs_are_byte_identical(tmp_path):
         assert result.exit_code == 0, result.output
         runs.append((result.stdout, path.read_bytes()))
     assert runs[0] == runs[1]
+
+
+def test_the_end_of_the_run_has_a_line_per_stack_the_warnings_and_strict_fails_on_them(
+        prod_json):
+    result, doc = prod_json
+    lines = result.stdout.splitlines()
+    (created,) = [ln for ln in lines if ln.startswith("prod: +")]
+    count = sum(1 for r in doc["stacks"][0]["resources"] if not r["read"])
+    assert created == f"prod: +{count} to create"
+    # The program's warning is repeated at the end, after the tree, naming the stack.
+    warning = ("warning: prod: sofacover-prod: the alert topic has no subscribers; set "
+               "sofacover:alerts.emails or httpsEndpoints")
+    assert lines.index(warning) > lines.index(created)
+    assert lines[-1] == "preflight: no findings; program warnings: 1"
+    strict = plan("--strict")
+    assert strict.exit_code == 1 and "--strict: the run has warnings" in strict.output
