@@ -161,15 +161,48 @@ CONCERNS_BY_ROLE: dict[str, tuple[str, ...]] = {
 }
 
 
+REMOVE = "remove"
+"""In a list of named entries, `{name: x, remove: true}` drops the preset's entry x."""
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `override` into a copy of `base`: maps key by key, anything else replaced."""
+    """Deep-merge `override` into a copy of `base`: maps key by key; lists of named maps
+    (services) by name, so a stack file that adds a service keeps the preset's ones;
+    anything else replaced."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
+        elif _named(value) and _named(out.get(key)):
+            out[key] = merge_named(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def _named(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, dict) and isinstance(v.get("name"), str) for v in value)
+
+
+def merge_named(base: list[dict[str, Any]], override: list[dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """Entries merged by name, in the preset's order then the new ones'; an entry with
+    `remove: true` takes its name out."""
+    by_name = {entry["name"]: dict(entry) for entry in base}
+    twice: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in override:
+        name = entry["name"]
+        if name in seen:  # the same name twice in one file: keep both, the model refuses it
+            twice.append(dict(entry))
+        elif entry.get(REMOVE) is True:
+            by_name.pop(name, None)
+        else:
+            kept = {k: v for k, v in entry.items() if not (k == REMOVE and v is False)}
+            by_name[name] = merge(by_name.get(name, {}), kept)
+        seen.add(name)
+    return [*by_name.values(), *twice]
 
 
 def defaults_for(phase: int, environment: str, role: str, region: str | None,

@@ -317,13 +317,15 @@ def test_distinct_services_are_accepted():
     cfg = parse(values(sofacover__kubernetes=_services(
         {"name": "one", "path": "/one*", "nodePort": 30001},
         {"name": "two", "path": "/two*", "nodePort": 30002})))
-    assert [s.name for s in cfg.kubernetes.services] == ["one", "two"]
+    # Added to the preset's services, which a stack file keeps unless it removes them.
+    assert [s.name for s in cfg.kubernetes.services] == [
+        "catalog", "cart", "checkout", "storefront", "one", "two"]
 
 
 def test_service_node_port_outside_the_node_port_range_is_refused():
     (msg,) = problems(values(sofacover__kubernetes=_services(
         {"name": "one", "path": "/one*", "nodePort": 8080})))
-    assert "sofacover:kubernetes.services[0].nodePort is 8080" in msg and "30000" in msg
+    assert "sofacover:kubernetes.services[4].nodePort is 8080" in msg and "30000" in msg
 
 
 def test_a_replica_region_may_be_promoted_others_may_not():
@@ -616,7 +618,7 @@ def test_a_limit_below_its_request_is_refused(service, key):
     base = {"name": "api", "image": "ghcr.io/sofacover/api:1", "path": "/api*",
             "nodePort": 30090}
     (msg,) = problems(values(sofacover__kubernetes={"services": [{**base, **service}]}))
-    assert f"sofacover:kubernetes.services[0].{key} is " in msg and ">= its request" in msg
+    assert f"sofacover:kubernetes.services[4].{key} is " in msg and ">= its request" in msg
     fine = {**base, "memoryRequest": "512Mi", "memoryLimit": "1Gi", "cpuRequest": "250m",
             "cpuLimit": "1"}
     parse(values(sofacover__kubernetes={"services": [fine]}))
@@ -652,3 +654,16 @@ def test_a_certificate_from_another_region_is_refused():
         "is in us-east-1" in msg
     parse(values(sofacover__compute={"dnsValidation": "manual",
                                      "certificateArn": arn.replace("eu-west-1", "us-east-1")}))
+
+
+
+def test_a_stack_file_service_changes_removes_or_adds_to_the_presets_by_name():
+    cfg = parse(values(sofacover__kubernetes=_services(
+        {"name": "cart", "image": "ghcr.io/sofacover/cart:2.1"},
+        {"name": "checkout", "remove": True},
+        {"name": "search", "image": "ghcr.io/sofacover/search:1", "path": "/api/search*",
+         "nodePort": 30084})))
+    services = {s.name: s for s in cfg.kubernetes.services}
+    assert list(services) == ["catalog", "cart", "storefront", "search"]
+    assert services["cart"].image == "ghcr.io/sofacover/cart:2.1"
+    assert services["cart"].path == "/api/cart*"  # the rest of the preset's entry is kept
