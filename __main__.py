@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from config import StackConfig, load_stack_config
+from config import ConfigError, StackConfig, load_stack_config
 from config.models import DEFAULT_TAG_KEYS
 
 
@@ -33,11 +33,10 @@ def export(**outputs: Any) -> None:
 
 
 def _same_region(actual: str, declared: str, stack: str) -> str:
-    if actual != declared:
-        raise pulumi.RunError(
+    if actual != declared:  # a config error found at run time: reported like the others
+        raise ConfigError([
             f"Pulumi.{pulumi.get_stack()}.yaml: sofacover:primary.region is {declared} but "
-            f"stack {stack} reports region {actual}; correct sofacover:primary.region"
-        )
+            f"stack {stack} reports region {actual}; correct sofacover:primary.region"])
     return actual
 
 

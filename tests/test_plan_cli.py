@@ -202,3 +202,15 @@ def test_the_end_of_the_run_has_a_line_per_stack_the_warnings_and_strict_fails_o
     assert lines[-1] == "preflight: no findings; program warnings: 1"
     strict = plan("--strict")
     assert strict.exit_code == 1 and "--strict: the run has warnings" in strict.output
+
+
+def test_a_config_error_found_while_the_program_runs_exits_2_like_the_others(tmp_path):
+    # The primary's real region is only known from its outputs (a StackReference).
+    root = copy_project(tmp_path)
+    stack_file = root / "Pulumi.prod-us-west-2.yaml"
+    stack_file.write_text(stack_file.read_text().replace("region: us-east-1",
+                                                         "region: eu-central-1"))
+    result = plan("--project", str(root), "--stack", "prod-us-west-2")
+    assert result.exit_code == 2, result.output
+    assert ("Pulumi.prod-us-west-2.yaml: sofacover:primary.region is eu-central-1 but stack "
+            "prod reports region us-east-1") in " ".join(result.output.split())
