@@ -27,7 +27,38 @@ KEY_INPUTS = (
 MAX_SHOWN = 4
 
 
+def kubernetes_summary(res: PlannedResource) -> list[str]:
+    """What matters of a Kubernetes object: its namespace, images, replicas, HPA range,
+    a Helm release's chart; the rest is in the JSON plan."""
+    inputs = res.inputs
+    meta = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
+    spec = inputs.get("spec") if isinstance(inputs.get("spec"), dict) else {}
+    shown = []
+    namespace = meta.get("namespace") or inputs.get("namespace")
+    if namespace:
+        shown.append(f"namespace={namespace}")
+    if res.type.endswith("HorizontalPodAutoscaler"):
+        shown.append(f"replicas={spec.get('minReplicas')}-{spec.get('maxReplicas')}")
+        target = (spec.get("scaleTargetRef") or {}).get("name")
+        if target:
+            shown.append(f"target={target}")
+    elif "replicas" in spec:
+        shown.append(f"replicas={spec['replicas']}")
+    pod = ((spec.get("jobTemplate") or {}).get("spec") or spec).get("template") or {}
+    containers = (pod.get("spec") or {}).get("containers") or []
+    images = sorted({c.get("image") for c in containers if c.get("image")})
+    if images:
+        shown.append("image=" + ",".join(images))
+    if "schedule" in spec:
+        shown.append(f"schedule={spec['schedule']}")
+    if inputs.get("chart"):
+        shown.append(f"chart={inputs['chart']}@{inputs.get('version', '?')}")
+    return shown
+
+
 def summary(res: PlannedResource) -> str:
+    if res.type.startswith("kubernetes:") and not res.type.startswith("kubernetes:index"):
+        return _with_flags(res, kubernetes_summary(res))
     shown = []
     for key in KEY_INPUTS:
         value = res.inputs.get(key)
@@ -37,6 +68,10 @@ def summary(res: PlannedResource) -> str:
             shown.append(f"{key}={_short(value)}")
         if len(shown) == MAX_SHOWN:
             break
+    return _with_flags(res, shown)
+
+
+def _with_flags(res: PlannedResource, shown: list[str]) -> str:
     flags = [name for name in ("protect", "retain_on_delete", "delete_before_replace")
              if res.options.get(name)]
     if res.options.get("ignore_changes"):

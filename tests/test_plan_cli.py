@@ -214,3 +214,15 @@ def test_a_config_error_found_while_the_program_runs_exits_2_like_the_others(tmp
     assert result.exit_code == 2, result.output
     assert ("Pulumi.prod-us-west-2.yaml: sofacover:primary.region is eu-central-1 but stack "
             "prod reports region us-east-1") in " ".join(result.output.split())
+
+
+def test_kubernetes_objects_are_summarised_by_what_matters(prod_phase2):
+    from planner.render import summary
+
+    by_name = {r.name: r for r in prod_phase2["prod"].resources}
+    deployment = summary(by_name["sofacover-prod-cart-deployment"])
+    assert deployment.startswith("namespace=sofacover  replicas=3  image=")
+    assert "[ignore_changes=spec.replicas]" in deployment
+    assert summary(by_name["sofacover-prod-cart-hpa"]).startswith(
+        "namespace=sofacover  replicas=3-20  target=")
+    assert "chart=kube-prometheus-stack@" in summary(by_name["sofacover-prod-prometheus-release"])
