@@ -7,7 +7,7 @@ PYTHON ?= python3
 
 CHECKOV := .venv-checkov/.installed
 
-.PHONY: plan test lint bench bench-mutants tools
+.PHONY: plan test lint bench bench-mutants tools help
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,7 @@ test: $(STAMP) $(CHECKOV) tools lint
 tools:
 	@scripts/ensure-tools
 
+## make lint: ruff over the repository
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
@@ -45,3 +46,7 @@ bench: $(STAMP)
 ## about 20 minutes; figures in docs/benchmarks.md); a benchmark, never part of `make test`
 bench-mutants: $(STAMP)
 	$(PY) bench/mutants.py $(ARGS)
+
+## make help: this list (`make` alone only creates .venv and installs the project)
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
