@@ -293,7 +293,8 @@ class ServiceConfig(Model):
     health_path: str = "/healthz"
     cpu_request: Quantity = "250m"
     # No CPU limit by default: with limit = request the HPA can grow at most 1.43x a step
-    # and misses the 2-minute KPI (anchors.md section 2). Set one to cap noisy neighbours.
+    # and misses the 2-minute KPI (kubernetes.io HPA docs; planner/capacity.py works it
+    # through). Set one to cap noisy neighbours.
     cpu_limit: Quantity | None = None
     memory_request: Quantity = "512Mi"
     memory_limit: Quantity = "512Mi"
@@ -413,7 +414,8 @@ def engine_version_problem(version: str, auto_minor_upgrade: bool) -> str | None
     """Why an RDS engine version cannot be pinned, or None. Shared by the stack config and
     components/database.py. With automatic minor upgrades AWS moves the instance past a
     pinned minor (and retires old minors: 16.5-16.8 can no longer be created from
-    2026-05-01, anchors.md s.8), so a later deploy would try to downgrade it; the provider
+    2026-05-01, an AWS Health notice quoted publicly), so a later deploy would try to
+    downgrade it; the provider
     accepts the major alone and reports the running one as engine_version_actual."""
     if auto_minor_upgrade and "." in version:
         return (f"is {version}, a minor version, but autoMinorVersionUpgrade is on; AWS "

@@ -54,7 +54,8 @@ _SERVICES = [
 
 _DATABASE = {
     # The major only: RDS applies minor upgrades itself (autoMinorVersionUpgrade), and a
-    # pinned minor ages into one AWS no longer creates (16.6 since 2026-05-01, anchors.md s.8).
+    # pinned minor ages into one AWS no longer creates (16.6 since 2026-05-01: an AWS Health
+    # notice, quoted publicly).
     "engineVersion": "16",
     # 8 vCPU / 32 GiB: the seed's month-1 vertical step.
     "instanceClass": "db.m6i.2xlarge",
@@ -142,7 +143,7 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "database": {"backupReplicationRegion": seed.READ_REPLICA_REGIONS[0]},
         # The edge fronts prod: the ALB admits only Cloudflare's ranges.
         "compute": {"originAccess": "cloudflare", "accessLogDays": 365},
-        # Cloudflare Business ($200/month, anchors.md s.5; the seed's budget names Pro or
+        # Cloudflare Business ($200/month, cloudflare.com/plans; the seed's budget names Pro or
         # Business): pages cached at the edge for 2 minutes need an Edge Cache TTL under
         # Pro's 1-hour minimum. Add-ons are purchases: each stack file lists its own.
         "edge": {"plan": "business"},

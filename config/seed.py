@@ -1,4 +1,4 @@
-"""The seed plan's targets, in one place (../shared/docs/anchors.md section 1).
+"""The seed plan's targets, in one place (its targets table, as written).
 
 Phase presets (config/presets.py) and the tests derive their numbers from here, so a target
 changed in this table changes every place that depends on it.

@@ -4,7 +4,7 @@ Three parts, all read at call time so a value changed here (or monkeypatched in 
 changes the Prometheus rules, the CloudWatch alarms and the tests' expectations together:
 
 - `METRICS`: warning and critical levels with their direction. The first nine rows are the
-  seed plan's metric thresholds as written (anchors.md section 1); the rows marked
+  seed plan's metric thresholds as written; the rows marked
   `platform` are this project's additions for what the seed does not cover.
 - `SEED_ALERTS`: the seed's three alert rules, exactly as written.
 - `alert_rules()`: every alert as data (name, PromQL built from the threshold, for-duration,

@@ -9,7 +9,7 @@ The HPA is the controller's own algorithm, read from kubernetes/kubernetes
 pkg/controller/podautoscaler/replica_calculator.go (GetResourceReplicas, groupPods) and
 horizontal.go (reconcileAutoscaler, stabilizeRecommendationWithBehaviors,
 convertDesiredReplicasWithBehaviorRate, calculateScaleUp/DownLimitWithScalingRules), as
-summarised in ../shared/docs/anchors.md section 2. Every timing that is an estimate, not a
+documented in kubernetes.io "Horizontal Pod Autoscaling". Every timing that is an estimate, not a
 documented figure, is a `Timing` field named UNVERIFIED in its comment: the report prints the
 timings it used.
 
@@ -299,19 +299,21 @@ class Timing:
 
     sync_s: int = SYNC_PERIOD_S
     metric_resolution_s: int = 15
-    """metrics-server --metric-resolution (15 s default; 15-60 s, anchors.md s.2): a pod's
-    sample is its average over the last window, so the HPA sees usage up to 2 windows late."""
+    """metrics-server --metric-resolution (15 s default; 15-60 s, kubernetes-sigs/
+    metrics-server docs): a pod's sample is its average over the last window, so the HPA sees
+    usage up to 2 windows late."""
     pod_start_s: int = 10
     """Scheduled to Ready with the image cached (startup probe every 2 s, readiness every 5 s);
     UNVERIFIED estimate."""
     image_pull_s: int = 15
     """Extra on a node that has not pulled the image yet; UNVERIFIED estimate."""
     node_launch_s: int = 90
-    """EKS node: instance launch, nodeadm join, Ready (60-120 s, anchors.md s.8, UNVERIFIED)."""
+    """EKS node: instance launch, nodeadm join, Ready (60-120 s for AL2023 in public
+    reports, UNVERIFIED)."""
     ca_scan_s: int = 10
-    """Cluster Autoscaler's scan interval (anchors.md s.8)."""
+    """Cluster Autoscaler's scan interval (--scan-interval default, kubernetes/autoscaler FAQ)."""
     instance_launch_s: int = 30
-    """EC2 launch to running (26-29 s measured, anchors.md s.3)."""
+    """EC2 launch to running (26-29 s in independent public measurements)."""
     app_bootstrap_s: int = 60
     """ec2 user data: docker install, image pulls, PgBouncer config, app start; UNVERIFIED."""
     warm_start_s: int = 30
@@ -320,7 +322,8 @@ class Timing:
     cloudwatch_delay_s: int = 30
     """A 1-minute datapoint reaches the alarm this long after its minute ends; UNVERIFIED."""
     tracking_datapoints: int = 3
-    """Target tracking's scale-out alarm: 3 of 3 datapoints of 60 s (anchors.md s.3)."""
+    """Target tracking's scale-out alarm: 3 of 3 datapoints of 60 s (reported in
+    aws/copilot-cli#4233 and hashicorp/terraform-provider-aws#42553)."""
     horizon_s: int = 1200
 
 

@@ -301,7 +301,7 @@ def test_the_pool_budget_moves_the_budget_rule(promtool, tmp_path):
 
 SEED_RULES_AS_WRITTEN = ("HighCPUUsage cpu > 80 for 5m (warning); CriticalCPUUsage cpu > 90 "
                          "for 2m (critical); DatabaseConnectionsHigh connections > 80 for 3m "
-                         "(warning)")  # anchors.md section 1, the seed's words
+                         "(warning)")  # the seed plan's words
 
 
 def test_seed_alerts_read_exactly_as_the_seed_writes_them():

@@ -1,8 +1,8 @@
 """The time-to-capacity simulator (planner/capacity.py) against hand-worked cases.
 
 Each expected number is worked out in the comment beside it from the controller's rules
-(kubernetes/kubernetes pkg/controller/podautoscaler, anchors.md sections 2, 3 and 8), not
-read back from the simulator.
+(kubernetes/kubernetes pkg/controller/podautoscaler, kubernetes.io HPA docs, AWS Auto
+Scaling docs), not read back from the simulator.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def test_the_autoscaler_is_slower_than_nodes_already_there():
 # --- the seed's HPA and the project's -----------------------------------------------------------
 
 def seed_literal_hpa() -> Hpa:
-    """anchors.md s.1: min 3, max 20, CPU 70 %, memory 80 %; up window 60 s, +100 % per 15 s;
+    """The seed plan: min 3, max 20, CPU 70 %, memory 80 %; up window 60 s, +100 % per 15 s;
     down window 300 s, -10 % per 60 s (written out, not read from config/seed.py)."""
     return Hpa(3, 20, 70, Rules(60, (Policy("Percent", 100, 15),)),
                Rules(300, (Policy("Percent", 10, 60),)), memory_target=80)
@@ -232,7 +232,7 @@ def four(services_hpa: Hpa, limit_m: int | None) -> list[Service]:
 def test_seed_literal_hpa_misses_the_2_minute_kpi():
     # limit = request: each step at most 1.43x and one step per ~30 s (pods start, then a
     # full metric window): 3 -> 5 -> 8 -> 12 -> 18 -> 26, clamped at 20; behind a 60 s
-    # window every step waits a minute more: about 360 s (anchors.md s.2)
+    # window every step waits a minute more: about 360 s (kubernetes.io HPA docs)
     result = analyse_kubernetes(four(seed_literal_hpa(), 250), ROOMY, load=10, kpi_s=KPI)
     assert result.seconds is not None and 300 <= result.seconds <= 420
     assert not result.meets(KPI)

@@ -344,7 +344,7 @@ def test_phase1_group_misses_10x_within_120s_because_target_tracking_waits_3_min
     # needs launch, bootstrap and two health checks: no warm pool, so about 5.5 minutes
     result = analyse_ec2(planned_group(build(compute()).resources), load=10, kpi_s=120)
     assert not result.meets(120)
-    assert result.seconds is not None and result.seconds >= 240  # anchors.md s.3: 4.5-6 min
+    assert result.seconds is not None and result.seconds >= 240  # 4.5-6 min
     assert result.binding[0].startswith("target tracking needs 3 datapoints of 60 s")
 
 

@@ -150,8 +150,8 @@ def test_parameter_family_comes_from_the_major_version(version, family):
 
 
 def test_engine_version_is_the_major_only_with_automatic_minor_upgrades(build):
-    # anchors.md s.8: 16.5-16.8 can no longer be created; RDS moves the instance on by
-    # itself, and the provider takes the major and reports engine_version_actual.
+    # An AWS Health notice (quoted publicly): 16.5-16.8 can no longer be created; RDS moves
+    # the instance on by itself, and the provider takes the major and reports engine_version_actual.
     assert CFG.engine_version == "16" and CFG.auto_minor_version_upgrade is True
     db = only(build(database()).resources, INSTANCE)
     assert db.inputs["engineVersion"] == "16"

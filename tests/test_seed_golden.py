@@ -1,4 +1,4 @@
-"""The seed plan's numbers, pinned once, literally, as ../shared/docs/anchors.md section 1
+"""The seed plan's numbers, pinned once, literally, as the seed plan
 writes them, and checked against every table the project derives from them and against the
 planned resources. Nothing here is read from config/seed.py or config/thresholds.py to make
 an expectation: a typo in those tables, or a component that drops a setting, fails here.
@@ -12,7 +12,7 @@ from config import seed
 from config.thresholds import METRICS, SEED_ALERTS, alert_rules
 from tests.conftest import of_type
 
-# --- anchors.md section 1, as written -------------------------------------------------------
+# --- the seed plan, as written -------------------------------------------------------------
 TARGETS = {  # metric: (baseline, 6 months, 1 year)
     "daily_active_users": (1_000, 5_000, 10_000),
     "peak_concurrent_users": (200, 1_000, 2_000),
@@ -116,8 +116,8 @@ def test_prod_phase2_hpas_carry_the_seeds_numbers(prod_phase2):
         assert {"type": "Percent", "value": 10, "periodSeconds": 60} in down["policies"]
         up = spec["behavior"]["scaleUp"]
         assert {"type": "Percent", "value": 100, "periodSeconds": 15} in up["policies"]
-        # The project's one documented departure from the seed (README, the HPA section):
-        # no 60 s scale-up window, which would put the 2-minute KPI out of reach.
+        # The project's one documented departure from the seed (docs/components/workloads.md,
+        # the HPA section): no 60 s scale-up window, which would put the 2-minute KPI out of reach.
         assert up["stabilizationWindowSeconds"] == 0
 
 

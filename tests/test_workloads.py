@@ -227,7 +227,7 @@ def test_seed_literal_hpa_misses_the_2_minute_kpi(build, project):
                                             hpa=dataclasses.replace(svc.hpa, up=up)))
     result = analyse_kubernetes(services, ROOMY_NODES, load=10, kpi_s=120)
     assert not result.meets(120)
-    assert result.seconds is not None and result.seconds > 240  # anchors.md s.2: ~360 s
+    assert result.seconds is not None and result.seconds > 240  # kubernetes.io HPA rules: ~360 s
     assert result.binding[0] in ("scale-up stabilisation window 60 s",
                                  "CPU limit (limit = request) caps each step at 1.43x "
                                  "(100/70)")

@@ -1,6 +1,6 @@
 """Preflight rules: AWS API constraints, tags and dated offerings.
 
-Three kinds of rule, as tflint-ruleset-aws does it (anchors.md s.8):
+Three kinds of rule, as terraform-linters/tflint-ruleset-aws does it:
 - constraints generated from AWS's own API models: botocore ships every service's model
   (min/max length and value, pattern, enum per request member), so a table maps each
   planned property to its request member and the model supplies the constraint;
