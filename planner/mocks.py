@@ -365,7 +365,7 @@ def _rds_instance(name: str, h: str, region: str, inputs: Mapping[str, Any],
                  arn=_arn("aws:rds/instance:Instance", region, f"db:{ident}"),
                  resourceId="db-" + h[23:49].upper(), hostedZoneId="Z2R2ITUGPM61AM",
                  engine=inputs.get("engine") or "postgres", status="available",
-                 engineVersionActual=inputs.get("engineVersion") or "16.6",
+                 engineVersionActual=_actual_engine_version(inputs.get("engineVersion")),
                  latestRestorableTime="2026-11-27T00:00:00Z")
     if inputs.get("manageMasterUserPassword"):
         state["masterUserSecrets"] = [{
@@ -375,6 +375,20 @@ def _rds_instance(name: str, h: str, region: str, inputs: Mapping[str, Any],
             "kmsKeyId": inputs.get("masterUserSecretKmsKeyId") or "",
             "secretStatus": "active"}]
     return ident
+
+
+def _actual_engine_version(asked: str | None) -> str:
+    """What RDS runs when asked for a version: a major alone gets a minor AWS still creates
+    (the oldest one the dated offerings name for it), a full version itself."""
+    from planner.preflight.aws import offerings  # the one table of dated versions
+
+    version = asked or "16"
+    if "." in version:
+        return version
+    for retired in offerings()["rds_postgres"]["retired_minors"]:
+        if version in retired["upgrade_to"]:
+            return str(retired["upgrade_to"][version])
+    return f"{version}.0"
 
 
 def _kms_key(name: str, h: str, region: str, inputs: Mapping[str, Any],

@@ -296,3 +296,10 @@ def test_instance_type_offerings_come_from_moto():
 
 def test_moto_is_the_pinned_version_the_data_is_described_from():
     assert importlib.metadata.version("moto") == mocks.MOTO_VERSION
+
+
+def test_rds_asked_for_a_major_reports_a_minor_aws_still_creates(prod):
+    (db,) = [r for r in prod["prod"].resources if r.type == "aws:rds/instance:Instance"]
+    assert db.inputs["engineVersion"] == "16"
+    major, minor = db.outputs["engineVersionActual"].split(".")
+    assert major == "16" and int(minor) >= 9  # 16.5-16.8 are no longer created
