@@ -67,6 +67,15 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
     return plans
 
 
+def _stderr() -> Console:
+    """Errors: literal, and unwrapped when they go to a pipe or a file (one problem a line,
+    so a script or grep sees each whole)."""
+    if sys.stderr.isatty():
+        return Console(stderr=True, emoji=False)
+    return Console(stderr=True, emoji=False, width=PIPE_WIDTH, color_system=None,
+                   highlight=False)
+
+
 @contextlib.contextmanager
 def _stdout() -> Iterator[Console]:
     """The console for the plan. Values print literally (no emoji codes: an ARN's `:secret:`
@@ -129,7 +138,7 @@ def plan(
         "that holds data.")] = False,
 ) -> None:
     """Print what `pulumi preview` would create for a stack or a whole environment."""
-    err = Console(stderr=True, emoji=False)
+    err = _stderr()
     if stack is not None and env is not None:
         err.print("error: --stack and --env are exclusive: plan one stack, or every stack "
                   "of an environment")
@@ -174,7 +183,7 @@ def plan(
             doc = json.loads(json_file.read_text())
             doc["diff"] = {"from": str(diff_from), "stacks": [d.as_json() for d in diffs]}
             json_file.write_text(json.dumps(doc, indent=2) + "\n")
-        Console(stderr=True).print(f"plan written to {json_file}")
+        _stderr().print(f"plan written to {json_file}")
     if diffs is not None and not allow_destroy and plan_diff.destroying(diffs):
         n = len(plan_diff.destroying(diffs))
         err.print(f"error: the diff deletes or replaces {n} resource{'s' * (n != 1)} that "
@@ -220,7 +229,7 @@ def report(
     from config import seed
     from planner import capacity
 
-    err = Console(stderr=True, emoji=False)
+    err = _stderr()
     if stack is not None and env is not None:
         err.print("error: --stack and --env are exclusive: report one stack, or every "
                   "serving stack of an environment")

@@ -226,3 +226,13 @@ def test_kubernetes_objects_are_summarised_by_what_matters(prod_phase2):
     assert summary(by_name["sofacover-prod-cart-hpa"]).startswith(
         "namespace=sofacover  replicas=3-20  target=")
     assert "chart=kube-prometheus-stack@" in summary(by_name["sofacover-prod-prometheus-release"])
+
+
+def test_piped_errors_keep_each_problem_on_one_line(tmp_path):
+    root = copy_project(tmp_path)
+    (root / "Pulumi.prod.yaml").write_text("confg:\n  sofacover:phase: 1\n")
+    result = plan("--project", str(root))
+    assert result.exit_code == 2
+    assert ("error: Pulumi.prod.yaml: top-level key 'confg' is not a stack file key (did you "
+            "mean 'config'?); valid: config, secretsprovider, encryptedkey, encryptionsalt, "
+            "environment") in result.output.splitlines()
