@@ -24,14 +24,9 @@ Pure Python: no Pulumi import here (the adapter reads the validated StackConfig 
 
 from __future__ import annotations
 
-import functools
-import gzip
-import importlib.util
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from config.quantity import cpu_millis, memory_mib
@@ -863,16 +858,11 @@ def _merge_services(current: list[Service], variant: Sequence[Service],
 
 # === the adapter: StackConfig -> what the simulator needs ====================================
 
-@functools.cache
 def _instance_types() -> dict[str, dict]:
-    spec = importlib.util.find_spec("moto")  # located, not imported
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("moto is not installed; the capacity model reads instance types "
-                           "from the data it ships")
-    path = Path(next(iter(spec.submodule_search_locations))) / "ec2" / "resources" / \
-        "instance_types.json.gz"
-    with gzip.open(path, "rt") as f:
-        return json.load(f)
+    # Imported here: planner.mocks imports Pulumi, which this module keeps off its top level.
+    from planner.mocks import instance_types
+
+    return instance_types()
 
 
 def instance_vcpus(instance_type: str) -> int:

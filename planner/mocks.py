@@ -202,6 +202,12 @@ def _offerings(kind: str, region: str) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in by_location.items()}
 
 
+@functools.cache
+def instance_types() -> dict[str, dict[str, Any]]:
+    """EC2 DescribeInstanceTypes by type (vCPUs, memory, network), as moto ships it."""
+    return _moto_json("ec2", "resources", "instance_types.json.gz") or {}
+
+
 def instance_type_offered(region: str, instance_type: str) -> bool:
     """Whether EC2 offers `instance_type` in `region` (moto's DescribeInstanceTypeOfferings)."""
     return instance_type in _offerings("region", region).get(region, frozenset())
