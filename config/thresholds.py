@@ -142,6 +142,13 @@ UNHEALTHY_TARGETS_ALLOWED = 0  # any unhealthy target behind the ALB is worth a 
 HEALTHY_TARGETS_MIN = 1  # below this, nobody serves: an outage
 LATENCY_QUANTILE = 0.95  # "p95"
 
+# Capacity planning after deploy (`sofacover capacity`, planner/watch.py). A month's runway is
+# the time a size change takes to plan, review and roll out with margin ("act"); a quarter is
+# when to put it on the roadmap ("watch"). Seed: "capacity planning automation" (month 4).
+RUNWAY_ACT_DAYS = 30
+RUNWAY_WATCH_DAYS = 90
+HEADROOM_WATCH_PERCENT = 20  # under a fifth of the limit left at the weekly peak
+
 
 @dataclass(frozen=True)
 class Signal:

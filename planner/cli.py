@@ -280,6 +280,59 @@ def report(
                               f"{row.nodes_launching:>10}", markup=False)
 
 
+@app.command()
+def capacity(
+    stack: Annotated[str, typer.Option(
+        "--stack", "-s", help="The deployed stack to read (its resources are found by the "
+        "Project and Stack tags the program sets).")],
+    days: Annotated[int, typer.Option(
+        "--days", "-d", min=1, max=455,
+        help="Days of CloudWatch history to read (hourly data is kept 455 days).")] = 28,
+    project_dir: Annotated[Path | None, typer.Option(
+        "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
+        exists=True, file_okay=False)] = None,
+) -> None:
+    """Headroom and days of runway per resource of a deployed stack, from its CloudWatch
+    metrics (boto3, the usual AWS credentials), and the setting or phase to move next
+    (planner/watch.py). Exit 1 when the account cannot be read or holds no such stack."""
+    import boto3
+    import botocore.exceptions
+
+    from planner import watch
+
+    err = _stderr()
+    with _config_errors(err):
+        project = Project(project_dir or _default_project())
+        cfg = project.stack_config(stack)
+    if cfg.region is None:
+        err.print(f"error: {stack}: aws:region is not set; capacity reads that region",
+                  markup=False)
+        raise typer.Exit(2)
+    try:
+        found, readings = watch.analyse(cfg, boto3.Session(), days=days, project=project.name)
+    except botocore.exceptions.NoCredentialsError:
+        err.print("error: no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                  "AWS_SECRET_ACCESS_KEY for the account the stack is deployed in",
+                  markup=False)
+        raise typer.Exit(1) from None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        err.print(f"error: reading {stack} in {cfg.region}: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if found.empty:
+        err.print(f"error: nothing in {cfg.region} is tagged Project={project.name}, "
+                  f"Stack={stack}: the stack is not deployed in this account", markup=False)
+        raise typer.Exit(1)
+    with _stdout() as out:
+        out.print(f"{stack} ({cfg.region}, phase {cfg.phase}): the last {days} days of "
+                  "CloudWatch, hourly", markup=False)
+        for reading in readings:
+            out.print(watch.describe(reading), markup=False)
+        counts = {k: sum(r.status == k for r in readings)
+                  for k in ("act", "watch", "ok", "no data")}
+        out.print("capacity: " + ", ".join(f"{n} {k}" for k, n in counts.items()),
+                  markup=False)
+
+
 @app.callback()
 def _root() -> None:
     """SofaCover infrastructure tools (run `sofacover plan --help`)."""
