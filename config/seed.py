@@ -54,3 +54,12 @@ HPA_DOWN_WINDOW_S, HPA_DOWN_PERCENT, HPA_DOWN_PERIOD_S = 300, 10, 60
 
 # KPI: auto-scale within 2 minutes.
 SCALE_OUT_KPI_S = 120
+
+# The seed's monthly budget, USD: today's cost by category, and the 6-month projection
+# (its total only). Phases: 1 = months 1-2, 2 = months 3-4, 3 = months 5-6.
+BUDGET_BASELINE_USD = {"compute": 500, "database": 300, "storage": 100, "bandwidth": 200,
+                       "monitoring": 50}
+BUDGET_SIX_MONTHS_USD = 4_550
+PHASE_END_MONTH = {1: 2, 2: 4, 3: 6}
+# KPI: cost per user down 20% (from the baseline's budget / daily active users).
+COST_PER_USER_REDUCTION = 0.20
