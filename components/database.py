@@ -30,13 +30,16 @@ import pulumi
 import pulumi_aws as aws
 
 from components.shared import port_security_group
-from config.models import DatabaseConfig, engine_version_problem
+from config.models import (  # noqa: F401 - the gp3 numbers are re-exported for the tests
+    GP3_IOPS_THRESHOLD_GB,
+    GP3_LARGE_BASELINE_IOPS,
+    GP3_SMALL_IOPS,
+    DatabaseConfig,
+    engine_version_problem,
+    gp3_iops_problem,
+)
 
 PORT = 5432
-# RDS gp3: below 400 GiB the volume has a fixed 3,000 IOPS baseline and IOPS cannot be set;
-# from 400 GiB the baseline is 12,000 and more can be provisioned.
-GP3_IOPS_THRESHOLD_GB = 400
-GP3_SMALL_IOPS, GP3_LARGE_BASELINE_IOPS = 3_000, 12_000
 LOG_EXPORTS = ["postgresql", "upgrade"]
 ENHANCED_MONITORING_POLICY = "policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
@@ -152,17 +155,9 @@ def check_args(args: DatabaseArgs) -> None:
             f"max_allocated_storage_gb is {args.max_allocated_storage_gb} but "
             f"allocated_storage_gb is {args.allocated_storage_gb}; the autoscaling ceiling "
             "must be >= the allocated storage")
-    if args.storage_type == "gp3":
-        if args.allocated_storage_gb < GP3_IOPS_THRESHOLD_GB and args.iops > GP3_SMALL_IOPS:
-            raise ValueError(
-                f"iops is {args.iops} but gp3 below {GP3_IOPS_THRESHOLD_GB} GiB "
-                f"(allocated_storage_gb {args.allocated_storage_gb}) is fixed at "
-                f"{GP3_SMALL_IOPS}; raise the storage or lower iops")
-        if args.allocated_storage_gb >= GP3_IOPS_THRESHOLD_GB and \
-                args.iops < GP3_LARGE_BASELINE_IOPS:
-            raise ValueError(
-                f"iops is {args.iops} but gp3 from {GP3_IOPS_THRESHOLD_GB} GiB starts at "
-                f"{GP3_LARGE_BASELINE_IOPS}; raise iops to at least that")
+    problem = gp3_iops_problem(args.storage_type, args.allocated_storage_gb, args.iops)
+    if problem:  # the stack config applies the same rule (config/models.py)
+        raise ValueError(f"iops {problem}")
     if args.promote and args.replicate_source_db is not None:
         raise ValueError("promote is set but replicate_source_db is too; a promoted instance "
                          "has no source: pass replicate_source_db=None")

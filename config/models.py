@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from config import offerings
 from config.presets import PLACEHOLDER_IMAGE
 from config.quantity import cpu_millis, memory_mib
 from config.regions import AZ_COUNT, KNOWN_REGIONS
@@ -123,6 +124,34 @@ ACM_CERTIFICATE_ARN = (r"^arn:aws[a-z-]*:acm:[a-z]{2}(?:-[a-z]+)+-[0-9]:[0-9]{12
                        r"certificate/[0-9a-f-]{36}$")
 
 
+def check_image_tag(value: str) -> str:
+    """A pinned image: a tag other than `latest`, or a digest. Without one the runtime pulls
+    `latest` (distribution/reference: the default tag), whose content changes under a
+    running deployment, so two nodes may run different code from one spec."""
+    tail = value.split("@")[0].rsplit("/", 1)[-1]
+    tag = tail.split(":", 1)[1] if ":" in tail else None
+    if "@" not in value and tag in (None, "latest"):
+        raise PydanticCustomError(
+            "image_tag", "names no version ({tag}); pin a tag other than latest, like "
+            "app:1.2.3, or a digest (app@sha256:<hex>)",
+            {"tag": "tag latest" if tag else "no tag, so latest"})
+    return value
+
+
+def check_idna(value: str) -> str:
+    """A hostname whose labels are valid IDNA 2008 (RFC 5891): an `xn--` label must decode,
+    no other label has `--` in positions 3-4, none starts or ends with `-` (the idna
+    package, which implements RFC 5891/5892)."""
+    import idna
+
+    try:
+        idna.decode(value)
+    except idna.IDNAError as exc:
+        raise PydanticCustomError("idna", "is not a valid internationalised domain name "
+                                  "(RFC 5891): {err}", {"err": str(exc)}) from exc
+    return value
+
+
 def matching(pattern: str, what: str, max_length: int) -> AfterValidator:
     """A validator refusing what does not match `pattern`, saying what would be valid."""
     compiled = re.compile(pattern)
@@ -138,23 +167,36 @@ def matching(pattern: str, what: str, max_length: int) -> AfterValidator:
 
 ImageReference = Annotated[str, matching(
     IMAGE_REFERENCE, "an OCI image reference like registry.example.com/team/app:1.2.3 or "
-    "name@sha256:<hex>, lower-case repository", 255)]
+    "name@sha256:<hex>, lower-case repository", 255), AfterValidator(check_image_tag)]
 UrlPath = Annotated[str, matching(URL_PATH, "an HTTP path like /healthz (letters, digits, "
                                   "- . _ ~ % /, an optional ?query)", 1024)]
 Hostname = Annotated[str, matching(HOSTNAME, "a lower-case DNS name like sofacoverpro.com",
-                                   253)]
+                                   253), AfterValidator(check_idna)]
 CertificateArn = Annotated[str, matching(
     ACM_CERTIFICATE_ARN, "an ACM certificate ARN like "
     "arn:aws:acm:us-east-1:123456789012:certificate/<uuid>", 2048)]
+
+
+def check_instance_type(value: str) -> str:
+    """An EC2 instance type AWS describes (whether the stack's region offers it is checked
+    with the region: _check_topology)."""
+    if value not in offerings.ec2_instance_types():
+        raise PydanticCustomError(
+            "instance_type", "is not an EC2 instance type (like m5.large or t3.medium; "
+            "source: {source})", {"source": offerings.ec2_source()})
+    return value
+
+
+InstanceType = Annotated[str, AfterValidator(check_instance_type)]
 
 
 class ComputeConfig(Model):
     """`sofacover:compute`: the ALB and the Auto Scaling group behind it."""
 
     platform: Literal["ec2", "kubernetes"] = "ec2"
-    instance_type: str = "m5.large"
+    instance_type: InstanceType = "m5.large"
     # Extra types for the mixed-instances policy (spot diversification); first is the base.
-    instance_types: list[str] = []
+    instance_types: list[InstanceType] = []
     min_size: Annotated[int, Field(ge=0)]
     max_size: PositiveInt
     desired_capacity: Annotated[int, Field(ge=0)]
@@ -277,32 +319,59 @@ class HpaConfig(Model):
 
 
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")]
+# Namespaces the program cannot create: those every cluster already has (creating one is
+# refused as AlreadyExists) and the kube- prefix Kubernetes reserves for itself
+# (kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/).
+EXISTING_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The namespace of PgBouncer and the partition job (__main__.py), apart from the app's.
+DATA_NAMESPACE = "data"
+
+
+def check_namespace(value: str) -> str:
+    if value in EXISTING_NAMESPACES or value.startswith("kube-"):
+        raise PydanticCustomError(
+            "namespace", "is a namespace every cluster has or the kube- prefix Kubernetes "
+            "reserves; the program creates its namespaces, so choose another name", {})
+    return value
+
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Mi|Gi|Ki)?$")]
+# Memory in bytes, Ki, Mi or Gi: "512m" is legal Kubernetes but means 0.512 bytes (the m is
+# milli, k8s.io/apimachinery resource.Quantity), never what a stack file means by it.
+MemoryQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Mi|Gi|Ki)?$")]
 
 
 class ServiceConfig(Model):
     """One app service on Kubernetes: its own Deployment, Service, HPA, PDB and ALB rule."""
 
     name: DnsLabel
-    image: str = Field(min_length=1)
+    image: ImageReference
     path: str = Field(pattern=r"^/[-A-Za-z0-9_./*]*$")
     """ALB path pattern routed to this service, e.g. /api/cart*."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     node_port: Annotated[int, Field(ge=30000, le=32767)]
     """The NodePort the ALB target group reaches the service on (no LB controller needed)."""
-    health_path: str = "/healthz"
+    health_path: UrlPath = "/healthz"
     cpu_request: Quantity = "250m"
     # No CPU limit by default: with limit = request the HPA can grow at most 1.43x a step
     # and misses the 2-minute KPI (kubernetes.io HPA docs; planner/capacity.py works it
     # through). Set one to cap noisy neighbours.
     cpu_limit: Quantity | None = None
-    memory_request: Quantity = "512Mi"
-    memory_limit: Quantity = "512Mi"
+    memory_request: MemoryQuantity = "512Mi"
+    memory_limit: MemoryQuantity = "512Mi"
     min_replicas: PositiveInt | None = None
     max_replicas: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _limits(self) -> ServiceConfig:
+        # The HPA computes utilisation against the requests: without one (or with 0) it
+        # reports "missing request for cpu/memory" and never scales (kubernetes.io HPA docs,
+        # "Algorithm details"; the HPA here targets both).
+        if cpu_millis(self.cpu_request) < 1:
+            raise rule("cpuRequest", f"is {self.cpu_request}; the HPA needs a CPU request "
+                       "of at least 1m to compute utilisation")
+        if memory_mib(self.memory_request) < 1:
+            raise rule("memoryRequest", f"is {self.memory_request}; the HPA needs a memory "
+                       "request to compute utilisation")
         # The API server refuses a limit below its request (Invalid value: must be less
         # than or equal to ... limit), so the Deployment would never be created.
         if memory_mib(self.memory_limit) < memory_mib(self.memory_request):
@@ -325,7 +394,7 @@ class KubernetesConfig(Model):
 
     # 1.35: in EKS standard support until 2027-03 (planner/preflight/data/offerings.yaml).
     version: str = Field("1.35", pattern=r"^1\.[0-9]{2}$")
-    namespace: DnsLabel = "sofacover"
+    namespace: Annotated[DnsLabel, AfterValidator(check_namespace)] = "sofacover"
     hpa: HpaConfig
     services: list[ServiceConfig] = Field(min_length=1)
     endpoint_public_access_cidrs: list[str] = []
@@ -339,6 +408,17 @@ class KubernetesConfig(Model):
     """IAM roles or users (besides whoever created the cluster) that may run `pulumi up`
     against it: each gets an access entry with AmazonEKSClusterAdminPolicy. A CI role that
     did not create the cluster needs to be here, or the Kubernetes provider is refused."""
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        known = offerings.eks_versions()
+        if value not in known:
+            raise PydanticCustomError(
+                "eks_version", "is not an EKS Kubernetes version this project knows; valid: "
+                "{valid} (planner/preflight/data/offerings.yaml, from {source})",
+                {"valid": ", ".join(known), "source": offerings.source("eks", "versions")})
+        return value
 
     @field_validator("endpoint_public_access_cidrs")
     @classmethod
@@ -363,6 +443,9 @@ class KubernetesConfig(Model):
                     raise rule("services", f"has two services with {label} {value!r}; "
                                f"each service needs its own {label}")
                 seen.add(value)
+        if self.namespace == DATA_NAMESPACE:
+            raise rule("namespace", f"is {DATA_NAMESPACE!r}, PgBouncer's namespace; the app "
+                       "needs its own (its network policies differ)")
         for svc in self.services:
             low = svc.min_replicas or self.hpa.min_replicas
             high = svc.max_replicas or self.hpa.max_replicas
@@ -386,16 +469,36 @@ class DatabaseConfig(Model):
     iops: Annotated[int, Field(ge=1000, le=256000)]
     multi_az: bool
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
-    max_connections: PositiveInt
+    # PostgreSQL's own ceiling: MAX_BACKENDS, 2^18 - 1 (postgres/postgres
+    # src/include/postmaster/postmaster.h; guc_tables.c max_connections).
+    max_connections: Annotated[int, Field(ge=SUPERUSER_RESERVED_CONNECTIONS + 1,
+                                          le=262_143)]
     backup_replication_region: Region | None = None
     """Automated backups are also replicated to this region (not the primary's own)."""
 
     @field_validator("instance_class")
     @classmethod
     def _class(cls, value: str) -> str:
-        if not value.startswith("db."):
-            raise PydanticCustomError("instance_class",
-                                      "must be an RDS class like db.m6i.2xlarge", {})
+        families = offerings.rds_families()
+        problem = offerings.family_type_problem(value, "db", families)
+        if problem:
+            raise PydanticCustomError(
+                "instance_class", "{problem} (an RDS for PostgreSQL class like "
+                "db.m6i.2xlarge; source: {source})",
+                {"problem": problem, "source": offerings.source("rds_postgres",
+                                                                "instance_families")})
+        return value
+
+    @field_validator("engine_version")
+    @classmethod
+    def _major(cls, value: str) -> str:
+        majors = offerings.rds_majors()
+        if value.split(".")[0] not in majors:
+            raise PydanticCustomError(
+                "engine_version", "is not a PostgreSQL major RDS creates; valid majors: "
+                "{valid} (planner/preflight/data/offerings.yaml, from {source})",
+                {"valid": ", ".join(majors), "source": offerings.source("rds_postgres",
+                                                                        "majors")})
         return value
 
     @model_validator(mode="after")
@@ -407,7 +510,32 @@ class DatabaseConfig(Model):
             raise rule("maxAllocatedStorageGb", f"is {self.max_allocated_storage_gb} but "
                        f"allocatedStorageGb is {self.allocated_storage_gb}; the autoscaling "
                        "ceiling must be >= the allocated storage")
+        problem = gp3_iops_problem(self.storage_type, self.allocated_storage_gb, self.iops)
+        if problem:
+            raise rule("iops", problem)
         return self
+
+
+# RDS gp3: below 400 GiB the volume has a fixed 3,000 IOPS baseline and IOPS cannot be
+# set; from 400 GiB the baseline is 12,000 and IOPS may be raised above it (RDS User Guide,
+# "Amazon RDS DB instance storage", gp3 storage, PostgreSQL row).
+GP3_IOPS_THRESHOLD_GB = 400
+GP3_SMALL_IOPS, GP3_LARGE_BASELINE_IOPS = 3_000, 12_000
+
+
+def gp3_iops_problem(storage_type: str, allocated_gb: int, iops: int) -> str | None:
+    """Why `iops` does not fit gp3 storage of `allocated_gb`, or None. Shared by the stack
+    config and components/database.py."""
+    if storage_type != "gp3":
+        return None
+    if allocated_gb < GP3_IOPS_THRESHOLD_GB and iops > GP3_SMALL_IOPS:
+        return (f"is {iops} but gp3 below {GP3_IOPS_THRESHOLD_GB} GiB (allocatedStorageGb "
+                f"{allocated_gb}) is fixed at {GP3_SMALL_IOPS}; raise the storage or lower "
+                "iops")
+    if allocated_gb >= GP3_IOPS_THRESHOLD_GB and iops < GP3_LARGE_BASELINE_IOPS:
+        return (f"is {iops} but gp3 from {GP3_IOPS_THRESHOLD_GB} GiB starts at "
+                f"{GP3_LARGE_BASELINE_IOPS}; raise iops to at least that")
+    return None
 
 
 def engine_version_problem(version: str, auto_minor_upgrade: bool) -> str | None:
@@ -429,6 +557,18 @@ class CacheConfig(Model):
     """`sofacover:cache`: the ElastiCache Redis replication group."""
 
     node_type: str
+
+    @field_validator("node_type")
+    @classmethod
+    def _node_type(cls, value: str) -> str:
+        families = offerings.cache_families()
+        problem = offerings.family_type_problem(value, "cache", families)
+        if problem:
+            raise PydanticCustomError(
+                "node_type", "{problem} (an ElastiCache node type like cache.r6g.large; "
+                "source: {source})", {"problem": problem, "source": offerings.source(
+                    "elasticache", "node_families")})
+        return value
     num_nodes: PositiveInt
     cluster_mode: bool = False
     automatic_failover: bool = True
@@ -509,13 +649,15 @@ EDGE_TTL_MINIMUM_SECONDS: dict[str, int] = {"free": 7200, "pro": 3600, "business
 class EdgeConfig(Model):
     """`sofacover:edge`: the Cloudflare edge (its own stack in prod, deployed last)."""
 
-    zone_name: str = Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")
+    zone_name: Hostname
     account_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     """The Cloudflare account (Workers, load-balancer pools and monitors live there)."""
     origins: dict[Region, str] = {}
     """Region -> the stack serving it (prod edge); empty: this stack's own ALB."""
-    hostnames: list[str] = ["@", "www", "api"]
-    """Proxied names in the zone ("@" is the apex)."""
+    hostnames: list[Annotated[str, Field(
+        pattern=r"^(@|[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]{0,61}"
+                r"[a-z0-9])?)*)$", max_length=200)]] = Field(["@", "www", "api"], min_length=1)
+    """Proxied names in the zone ("@" is the apex); each a name relative to the zone."""
     plan: EdgePlan = "free"
     """The zone's Cloudflare plan. A feature above it is refused; `auto` follows it."""
     add_ons: list[EdgeAddOn] = []
@@ -529,7 +671,7 @@ class EdgeConfig(Model):
     api_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
     html_edge_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     geo_load_balancing: bool
-    health_check_path: str = "/healthz"
+    health_check_path: UrlPath = "/healthz"
 
     @model_validator(mode="before")
     @classmethod
@@ -641,7 +783,9 @@ class StackConfig(Model):
 # The tags __main__.py puts on every AWS resource through the provider's default tags.
 DEFAULT_TAG_KEYS = ("Project", "Environment", "Stack", "ManagedBy")
 MAX_TAGS = 50
-TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
+# AWS's pattern is [\p{L}\p{Z}\p{N}_.:/=+\-@]*: letters, separators (spaces, not line
+# breaks or tabs), numbers. Python's \s also holds \t \n \r \f \v and \x1c-\x1f \x85.
+TAG_TEXT = re.compile(r"(?:[\w.:/=+\-@]|[^\S\t\n\r\f\v\x1c-\x1f\x85])*")
 
 
 # Which roles each environment may use, and what each role needs.
@@ -716,7 +860,23 @@ def _check_topology(cfg: StackConfig) -> None:
         if cfg.environment == "prod" and net.nat_gateways != "perAz":
             raise rule("network.natGateways", "is 'single' but prod needs 'perAz': one NAT "
                        "gateway per AZ, so losing an AZ does not cut the others off")
+    compute = cfg.compute
+    if compute is not None and cfg.region is not None and cfg.hosts_app:
+        for key, kinds in (("instanceType", [compute.instance_type]),
+                           ("instanceTypes", compute.instance_types)):
+            missing = [k for k in kinds if not offerings.ec2_offered(cfg.region, k)]
+            if missing:
+                raise rule(f"compute.{key}", f"names {', '.join(missing)}, not offered in "
+                           f"{cfg.region} ({offerings.ec2_source()})")
     k8s = cfg.kubernetes
+    if k8s is not None and compute is not None and compute.platform == "kubernetes":
+        monitoring = cfg.alerts.prometheus_namespace
+        if monitoring in (k8s.namespace, DATA_NAMESPACE) or monitoring.startswith("kube-") \
+                or monitoring in EXISTING_NAMESPACES:
+            raise rule("alerts.prometheusNamespace", f"is {monitoring!r}, which the program "
+                       f"cannot create as Prometheus's own: the app's is {k8s.namespace!r}, "
+                       f"PgBouncer's {DATA_NAMESPACE!r}, and {', '.join(EXISTING_NAMESPACES)} "
+                       "and kube-* exist in every cluster")
     if cfg.environment == "prod" and k8s is not None and any(
             ipaddress.IPv4Network(c).prefixlen == 0 for c in k8s.endpoint_public_access_cidrs):
         raise rule("kubernetes.endpointPublicAccessCidrs", "opens the EKS API endpoint to "
@@ -743,6 +903,10 @@ def _check_pgbouncer_topology(cfg: StackConfig) -> None:
                        "PgBouncer sidecar: each would get no server connection; raise it or "
                        "lower compute.maxSize")
         return
+    if pgb.max_server_connections // pgb.replicas < 1:
+        raise rule("pgbouncer.replicas", f"is {pgb.replicas} but maxServerConnections is "
+                   f"{pgb.max_server_connections}: each pod would get no server connection; "
+                   "raise maxServerConnections or lower replicas")
     if pgb.replicas < 2:
         raise rule("pgbouncer.replicas", f"is {pgb.replicas} but compute.platform is "
                    "kubernetes; PgBouncer runs at least 2 pods there so a drain or a node "

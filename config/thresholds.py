@@ -410,17 +410,46 @@ def _check_https(value: str) -> str:
     return value
 
 
+# Kubernetes label syntax (kubernetes.io/docs/concepts/overview/working-with-objects/labels,
+# "Syntax and character set"): a key is an optional DNS-subdomain prefix (at most 253) and
+# `/`, then a name of at most 63 alphanumerics, - _ . with an alphanumeric at each end; a
+# value is empty or such a name. RFC 1123 label: a namespace's name.
+_LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+LABEL_KEY = re.compile(rf"(?:(?=.{{1,253}}/){_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?{_LABEL_NAME}")
+LABEL_VALUE = re.compile(rf"(?:{_LABEL_NAME})?")
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if not labels:
+        raise PydanticCustomError("labels", "is empty; Prometheus's ruleSelector would then "
+                                  "load every PrometheusRule in the cluster", {})
+    for key, value in labels.items():
+        if not LABEL_KEY.fullmatch(key):
+            raise PydanticCustomError(
+                "label_key", "has key {key}, not a Kubernetes label key ([prefix/]name, the "
+                "name 1-63 letters, digits, - _ . starting and ending alphanumeric)",
+                {"key": repr(key)})
+        if not LABEL_VALUE.fullmatch(value):
+            raise PydanticCustomError(
+                "label_value", "has {key}: {value}, not a Kubernetes label value (0-63 "
+                "letters, digits, - _ . starting and ending alphanumeric)",
+                {"key": repr(key), "value": repr(value)})
+    return labels
+
+
 class AlertsConfig(BaseModel):
     """`sofacover:alerts`: who receives alerts, and how Prometheus finds the rules."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=False)
+                              populate_by_name=False, strict=True)
 
     emails: list[Annotated[str, AfterValidator(_check_email)]] = []
     """Email subscribers of the alert topic (each must confirm the subscription)."""
     https_endpoints: list[Annotated[str, AfterValidator(_check_https)]] = []
     """HTTPS webhooks (e.g. an incident tool's SNS integration URL)."""
-    prometheus_namespace: str = Field(default="monitoring", min_length=1)
+    prometheus_namespace: str = Field(default="monitoring", pattern=rf"^{_DNS_LABEL}$")
     """Namespace of the PrometheusRule (where the Prometheus Operator runs)."""
-    prometheus_rule_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    prometheus_rule_labels: Annotated[dict[str, str], AfterValidator(_check_labels)] = {
+        "release": "kube-prometheus-stack"}
     """Labels the Prometheus ruleSelector matches (kube-prometheus-stack's default)."""
