@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from config import ConfigError, StackConfig, load_stack_config
-from config.models import DEFAULT_TAG_KEYS
+from config.models import DATA_NAMESPACE, DEFAULT_TAG_KEYS
 
 
 def qualified(stack: str) -> str:
@@ -40,7 +40,7 @@ def _same_region(actual: str, declared: str, stack: str) -> str:
     return actual
 
 
-PGBOUNCER_NAMESPACE = "data"  # PgBouncer and the partition job, apart from the app
+PGBOUNCER_NAMESPACE = DATA_NAMESPACE  # PgBouncer and the partition job (config checks it)
 
 
 def sidecar_path(cfg: StackConfig) -> str:
