@@ -172,6 +172,71 @@ def _across_stacks(configs: list[StackConfig]) -> list[str]:
             if stack in regions and regions[stack] != region:
                 problems.append(f"{stack_file(cfg.stack)}: sofacover:edge.origins.{region} "
                                 f"names {stack}, whose aws:region is {regions[stack]}")
+    problems += _replicas_follow_primary(configs)
+    problems += _phases_in_rollout_order(configs)
+    return problems
+
+
+# A read replica runs its source's major version: RDS upgrades replicas with their source
+# and cannot create one on another major ("Working with read replicas for Amazon RDS for
+# PostgreSQL", docs.aws.amazon.com/AmazonRDS/latest/UserGuide/
+# USER_PostgreSQL.Replication.ReadReplicas.html). AWS recommends the replica's class and
+# storage be the same as the source's ("Working with DB instance read replicas",
+# USER_ReadRepl.html): a smaller one lags under the primary's writes, and it is this
+# project's DR target (promote), which must carry the primary's load and data.
+REPLICA_SOURCE = "docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html"
+
+
+def _replicas_follow_primary(configs: list[StackConfig]) -> list[str]:
+    """Each secondary as its primary's stack declares it: the region the primary is in, and
+    (where it holds a replica) the primary's engine major, class and storage."""
+    problems: list[str] = []
+    by_stack = {c.stack: c for c in configs}
+    for cfg in configs:
+        primary = by_stack.get(cfg.primary.stack) if cfg.primary is not None else None
+        if cfg.primary is None or primary is None:
+            continue  # a missing primary is reported by rollout()
+        where = stack_file(cfg.stack)
+        if primary.region != cfg.primary.region:
+            problems.append(f"{where}: sofacover:primary.region is {cfg.primary.region} but "
+                            f"stack {primary.stack}'s aws:region is {primary.region}; correct "
+                            "sofacover:primary.region (the replica is created from there)")
+        ours, theirs = cfg.database, primary.database
+        if not cfg.hosts_replica or ours is None or theirs is None:
+            continue
+        major, source_major = (d.engine_version.split(".")[0] for d in (ours, theirs))
+        if major != source_major:
+            problems.append(f"{where}: sofacover:database.engineVersion is "
+                            f"{ours.engine_version} but the primary {primary.stack} runs "
+                            f"{theirs.engine_version}; a read replica runs its source's "
+                            f"major version ({source_major})")
+        if ours.instance_class != theirs.instance_class:
+            problems.append(f"{where}: sofacover:database.instanceClass is "
+                            f"{ours.instance_class} but the primary {primary.stack}'s is "
+                            f"{theirs.instance_class}; the replica must keep up with its "
+                            "writes and, promoted, carry its load: use the same class "
+                            f"({REPLICA_SOURCE})")
+        if ours.allocated_storage_gb < theirs.allocated_storage_gb:
+            problems.append(f"{where}: sofacover:database.allocatedStorageGb is "
+                            f"{ours.allocated_storage_gb} but the primary {primary.stack}'s "
+                            f"is {theirs.allocated_storage_gb}; a replica holds all of its "
+                            f"source's data: give it at least as much ({REPLICA_SOURCE})")
+    return problems
+
+
+def _phases_in_rollout_order(configs: list[StackConfig]) -> list[str]:
+    """A phase moves in rollout order (README, "Moving a phase"): the stacks a stack reads
+    are deployed first, so none is at a lower phase than a stack reading it. Otherwise the
+    reader expects outputs its sources do not have yet: the edge at phase 3 reads the ALB
+    of a secondary that serves only from phase 3."""
+    problems: list[str] = []
+    phases = {c.stack: c.phase for c in configs}
+    for cfg in configs:
+        for ref, key in references(cfg):
+            if ref in phases and phases[ref] < cfg.phase:
+                problems.append(f"{stack_file(cfg.stack)}: sofacover:phase is {cfg.phase} "
+                                f"but {ref} (named by {key}) is at phase {phases[ref]}; "
+                                f"move {ref} to phase {cfg.phase} first (rollout order)")
     return problems
 
 
