@@ -459,9 +459,10 @@ def test_one_pgbouncer_pod_on_kubernetes_is_refused_at_config_time():
 
 
 def test_pgbouncer_pools_must_fit_max_connections_during_a_rolling_update():
-    # 2 pods x 98 = 196 fit 200 - 3 reserved; the surge pod makes 3 x 98 = 294, which does not.
+    # Two pods sharing the whole usable budget fit; the surge pod's third pool does not.
+    usable = parse(values()).database.max_connections - SUPERUSER_RESERVED_CONNECTIONS
     (msg,) = problems(values(sofacover__phase="2", sofacover__pgbouncer={
-        "replicas": 2, "maxServerConnections": 196}))
+        "replicas": 2, "maxServerConnections": usable - usable % 2}))
     assert "sofacover:pgbouncer.replicas is 2: during a rolling update 3 pods" in msg
 
 
@@ -667,3 +668,225 @@ def test_a_stack_file_service_changes_removes_or_adds_to_the_presets_by_name():
     assert list(services) == ["catalog", "cart", "storefront", "search"]
     assert services["cart"].image == "ghcr.io/sofacover/cart:2.1"
     assert services["cart"].path == "/api/cart*"  # the rest of the preset's entry is kept
+
+
+# --- free-form strings against what AWS offers (config/offerings.py) -----------------------
+
+def _not_offered_in(region: str) -> str:
+    """An EC2 type AWS describes that `region` does not offer (from the same data)."""
+    from planner.mocks import instance_type_offered, instance_types
+
+    return next(t for t in sorted(instance_types()) if not instance_type_offered(region, t))
+
+
+def test_instance_types_must_exist_and_be_offered_in_the_stacks_region():
+    (msg,) = problems(values(sofacover__compute={"instanceType": "m5.huge"}))
+    assert msg.startswith("Pulumi.prod.yaml: sofacover:compute.instanceType is 'm5.huge': "
+                          "is not an EC2 instance type")
+    (msg,) = problems(values(sofacover__compute={"instanceTypes": ["m5.large", "zz.top"]}))
+    assert "sofacover:compute.instanceTypes[1] is 'zz.top'" in msg
+    absent = _not_offered_in(seed.PRIMARY_REGION)
+    (msg,) = problems(values(sofacover__compute={"instanceType": absent}))
+    assert f"sofacover:compute.instanceType names {absent}, not offered in " \
+        f"{seed.PRIMARY_REGION}" in msg
+    assert parse(values(sofacover__compute={"instanceType": "m6i.large"}))
+
+
+@pytest.mark.parametrize("concern, key, bad, good", [
+    ("database", "instanceClass", "db.m6i.huge", "db.r6g.xlarge"),
+    ("database", "instanceClass", "db.zz9.large", "db.t4g.medium"),
+    ("database", "instanceClass", "m6i.large", "db.m6i.large"),
+    ("cache", "nodeType", "cache.zz9.large", "cache.m7g.large"),
+    ("cache", "nodeType", "cache.r6g", "cache.r6g.xlarge"),
+])
+def test_classes_and_node_types_must_be_of_an_offered_family(concern, key, bad, good):
+    (msg,) = problems(values(**{f"sofacover__{concern}": {key: bad}}))
+    assert msg.startswith(f"Pulumi.prod.yaml: sofacover:{concern}.{key} is {bad!r}: ")
+    assert "source: https://docs.aws.amazon.com/" in msg
+    assert getattr(getattr(parse(values(**{f"sofacover__{concern}": {key: good}})), concern),
+                   "instance_class" if concern == "database" else "node_type") == good
+
+
+def test_engine_and_cluster_versions_must_be_ones_aws_offers():
+    from config.offerings import eks_versions, rds_majors
+
+    (msg,) = problems(values(sofacover__database={"engineVersion": "99"}))
+    assert "sofacover:database.engineVersion is '99': is not a PostgreSQL major RDS " \
+        "creates; valid majors: " + ", ".join(rds_majors()) in msg
+    for major in rds_majors():
+        parse(values(sofacover__database={"engineVersion": major}))
+    (msg,) = problems(values(sofacover__kubernetes={"version": "1.99"}))
+    assert "sofacover:kubernetes.version is '1.99'" in msg and eks_versions()[-1] in msg
+    parse(values(sofacover__kubernetes={"version": eks_versions()[-1]}))
+
+
+def test_gp3_iops_must_fit_the_allocated_storage():
+    from config.models import GP3_IOPS_THRESHOLD_GB, GP3_LARGE_BASELINE_IOPS, GP3_SMALL_IOPS
+
+    small = GP3_IOPS_THRESHOLD_GB - 1
+    (msg,) = problems(values(sofacover__database={
+        "allocatedStorageGb": small, "iops": GP3_SMALL_IOPS + 1}))
+    assert f"sofacover:database.iops is {GP3_SMALL_IOPS + 1} but gp3 below" in msg
+    parse(values(sofacover__database={"allocatedStorageGb": small, "iops": GP3_SMALL_IOPS}))
+    (msg,) = problems(values(sofacover__database={
+        "allocatedStorageGb": GP3_IOPS_THRESHOLD_GB, "iops": GP3_LARGE_BASELINE_IOPS - 1}))
+    assert f"starts at {GP3_LARGE_BASELINE_IOPS}" in msg
+    # another storage type is not held to gp3's numbers
+    parse(values(sofacover__database={"allocatedStorageGb": small, "storageType": "io2",
+                                      "iops": GP3_LARGE_BASELINE_IOPS}))
+
+
+def test_max_connections_stays_within_postgresqls_ceiling():
+    (msg,) = problems(values(sofacover__database={"maxConnections": 262_144}))
+    assert "sofacover:database.maxConnections is 262144" in msg
+
+
+@pytest.mark.parametrize("image", ["nginx", "nginx:latest", "ghcr.io/sofacover/app",
+                                   "localhost:5000/app:latest"])
+def test_images_must_name_a_version_not_latest(image):
+    (msg,) = problems(values(sofacover__compute={"appImage": image}))
+    assert f"sofacover:compute.appImage is {image!r}: names no version" in msg
+    (msg,) = problems(values(sofacover__kubernetes=_services({"name": "cart", "image": image})))
+    assert f"sofacover:kubernetes.services[1].image is {image!r}: names no version" in msg
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("xn--bcher-kva.example", True), ("shop.sofacoverpro.com", True),
+    ("xn--zz.example", False), ("ab--cd.example", False), ("-shop.example", False),
+    ("Shop.example", False), ("shop..example", False),
+])
+def test_domain_names_follow_the_hostname_and_idna_rules(name, ok):
+    vals = values(sofacover__compute={"domainName": name})
+    if ok:
+        assert parse(vals).compute.domain_name == name
+    else:
+        (msg,) = problems(vals)
+        assert f"sofacover:compute.domainName is {name!r}" in msg
+
+
+@pytest.mark.parametrize("edge, key", [
+    ({"zoneName": "xn--zz.com"}, "zoneName"),
+    ({"hostnames": ["www", "bad_host"]}, "hostnames[1]"),
+    ({"hostnames": []}, "hostnames"),
+    ({"healthCheckPath": "healthz"}, "healthCheckPath"),
+])
+def test_edge_names_and_paths_are_checked(edge, key):
+    vals = edge_stack("1", {seed.PRIMARY_REGION: "prod"})
+    doc = json.loads(vals["sofacover:edge"])
+    vals["sofacover:edge"] = json.dumps({**doc, **edge})
+    assert any(f"sofacover:edge.{key} is " in p for p in problems(vals, stack="prod-edge"))
+
+
+@pytest.mark.parametrize("service, key", [
+    ({"cpuRequest": "0"}, "cpuRequest"), ({"memoryRequest": "0Mi"}, "memoryRequest"),
+    ({"memoryRequest": "512m"}, "memoryRequest"), ({"healthPath": "healthz"}, "healthPath"),
+])
+def test_service_requests_and_paths_the_cluster_could_not_use_are_refused(service, key):
+    (msg,) = problems(values(sofacover__kubernetes=_services({"name": "cart", **service})))
+    assert f"sofacover:kubernetes.services[1].{key} is " in msg
+
+
+@pytest.mark.parametrize("namespace", ["default", "kube-system", "kube-anything", "data"])
+def test_the_app_namespace_is_one_the_program_can_create(namespace):
+    (msg,) = problems(values(sofacover__kubernetes={"namespace": namespace}))
+    assert f"sofacover:kubernetes.namespace is {namespace!r}" in msg
+
+
+def test_prometheus_gets_its_own_namespace_on_kubernetes():
+    from config.models import DATA_NAMESPACE
+
+    for taken in ("sofacover", DATA_NAMESPACE, "kube-system"):
+        (msg,) = problems(values(sofacover__phase="2",
+                                 sofacover__alerts={"prometheusNamespace": taken}))
+        assert f"sofacover:alerts.prometheusNamespace is {taken!r}, which" in msg
+    # on ec2 (phase 1) nothing runs Prometheus in a cluster
+    parse(values(sofacover__alerts={"prometheusNamespace": "sofacover"}))
+
+
+@pytest.mark.parametrize("labels, ok", [
+    ({}, False), ({"bad key!": "x"}, False), ({"release": "-x"}, False),
+    ({"release": "x" * 64}, False), ({"Example.com/team": "a"}, False),
+    ({"app.kubernetes.io/part-of": "sofacover", "tier": ""}, True),
+])
+def test_prometheus_rule_labels_are_kubernetes_labels(labels, ok):
+    vals = values(sofacover__alerts={"prometheusRuleLabels": labels})
+    if ok:
+        assert parse(vals).alerts.prometheus_rule_labels == labels
+    else:
+        (msg,) = problems(vals)
+        assert "sofacover:alerts.prometheusRuleLabels is " in msg
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\tb", "a\rb"])
+def test_tag_values_hold_no_line_breaks_or_tabs(value):
+    (msg,) = problems(values(sofacover__tags={"Team": value}))
+    assert "sofacover:tags is " in msg
+
+
+def test_every_pgbouncer_pod_gets_a_server_connection_on_kubernetes():
+    (msg,) = problems(values(sofacover__phase="2", sofacover__pgbouncer={
+        "replicas": 5, "maxServerConnections": 4}))
+    assert "sofacover:pgbouncer.replicas is 5 but maxServerConnections is 4" in msg
+
+
+# --- the environment as a whole (planner/project.py, --env) --------------------------------
+
+def _env_problems(root) -> list[str]:
+    from planner.project import Project
+
+    with pytest.raises(ConfigError) as exc:
+        Project(root).rollout("prod")
+    return exc.value.problems
+
+
+def _set(root, stack: str, text: str) -> None:
+    path = root / f"Pulumi.{stack}.yaml"
+    path.write_text(path.read_text() + text)
+
+
+def test_a_secondarys_primary_region_must_be_the_primary_stacks(tmp_path):
+    from tests.test_program import copy_project
+
+    root = copy_project(tmp_path)
+    path = root / "Pulumi.prod-eu-west-1.yaml"
+    path.write_text(path.read_text().replace(f"region: {seed.PRIMARY_REGION}",
+                                             "region: us-east-2"))
+    assert ("Pulumi.prod-eu-west-1.yaml: sofacover:primary.region is us-east-2 but stack "
+            f"prod's aws:region is {seed.PRIMARY_REGION}") in " ".join(_env_problems(root))
+
+
+@pytest.mark.parametrize("database, words", [
+    ({"engineVersion": "'15'"}, "engineVersion is 15 but the primary prod runs 16"),
+    ({"instanceClass": "db.r6g.large"}, "instanceClass is db.r6g.large but the primary"),
+    ({"allocatedStorageGb": 400}, "allocatedStorageGb is 400 but the primary"),
+])
+def test_a_replica_follows_its_primary(tmp_path, database, words):
+    from tests.test_program import copy_project
+
+    root = copy_project(tmp_path)
+    lines = "".join(f"    {k}: {v}\n" for k, v in database.items())
+    _set(root, f"prod-{seed.READ_REPLICA_REGIONS[0]}", f"  sofacover:database:\n{lines}")
+    (msg,) = [p for p in _env_problems(root) if "sofacover:database." in p]
+    assert msg.startswith(f"Pulumi.prod-{seed.READ_REPLICA_REGIONS[0]}.yaml: ")
+    assert words in msg
+
+
+def test_no_stack_is_ahead_of_a_stack_it_reads(tmp_path):
+    from tests.test_program import copy_project
+
+    root = copy_project(tmp_path)
+    for stack in ("prod-edge", "prod-us-west-2"):
+        path = root / f"Pulumi.{stack}.yaml"
+        path.write_text(path.read_text().replace("sofacover:phase: 1", "sofacover:phase: 2"))
+    found = " ".join(_env_problems(root))
+    assert ("Pulumi.prod-us-west-2.yaml: sofacover:phase is 2 but prod (named by "
+            "sofacover:primary.stack) is at phase 1") in found
+    assert "Pulumi.prod-edge.yaml: sofacover:phase is 2 but prod-eu-west-1" in found
+    # the primary ahead of its readers is how a phase moves: accepted
+    (tmp_path / "ahead").mkdir()
+    root2 = copy_project(tmp_path / "ahead")
+    path = root2 / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("sofacover:phase: 1", "sofacover:phase: 2"))
+    from planner.project import Project
+
+    assert Project(root2).rollout("prod")
