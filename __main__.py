@@ -130,20 +130,25 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     eks = namespaces = None
     if cfg.compute.platform == "kubernetes":
         # Imported here: pulumi_kubernetes costs import time a plain-EC2 stack need not pay.
+        from components.autoscaler import autoscaler_tags
         from components.eks import Eks, EksArgs
 
         eks = Eks(name, EksArgs.from_config(cfg.kubernetes,
                                             subnet_ids=network.private_subnet_ids,
                                             deletion_protection=prod), opts)
+        autoscaling = cfg.kubernetes.autoscaler.enabled
         compute = Compute(name, ComputeArgs.from_config(
             cfg.compute, **placement, services=cfg.kubernetes.services,
             user_data=eks.node_user_data, ami_parameter=eks.ami_parameter,
             instance_role_name=eks.node_role_name,
-            extra_security_group_ids=(eks.cluster_security_group_id,)), opts)
+            extra_security_group_ids=(eks.cluster_security_group_id,),
+            autoscaler_tags=autoscaler_tags(eks.cluster_name) if autoscaling else ()), opts)
         # The provider, and so every Kubernetes object, waits for the node group and the
         # add-ons that need a node (components/eks.py, connect_nodes).
         k8s_opts = pulumi.ResourceOptions(
             providers={"kubernetes": eks.connect_nodes([compute])})
+        if autoscaling:  # its IAM role and Pod Identity association: this region's
+            node_autoscaler(cfg, name, eks, pulumi.ResourceOptions.merge(opts, k8s_opts))
         namespaces = workloads(cfg, name, k8s_opts)
         export(clusterName=eks.cluster_name, kubeconfig=eks.kubeconfig)
     else:
@@ -164,6 +169,26 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
         clients.append(eks.cluster_security_group_id)
     return AppTier(compute, clients, eks, namespaces,
                    k8s_opts if cfg.compute.platform == "kubernetes" else None)
+
+
+def node_autoscaler(cfg: StackConfig, name: str, eks: Any,
+                    opts: pulumi.ResourceOptions) -> None:
+    """Cluster Autoscaler on the node group and its spare capacity (issue 13: 10x within
+    120 s), sized as planner/capacity.py models it."""
+    from components.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+    from config.quantity import cpu_millis, memory_mib
+    from planner.capacity import spare_pods_for
+
+    assert cfg.kubernetes is not None
+    auto = cfg.kubernetes.autoscaler
+    largest = max(cfg.kubernetes.services, key=lambda s: cpu_millis(s.cpu_request))
+    heaviest = max(cfg.kubernetes.services, key=lambda s: memory_mib(s.memory_request))
+    ClusterAutoscaler(f"{name}-autoscaler", ClusterAutoscalerArgs(
+        cluster_name=eks.cluster_name, region=str(cfg.region),
+        kubernetes_version=cfg.kubernetes.version, expander=auto.expander,
+        scan_interval_s=auto.scan_interval_seconds, spare_pods=spare_pods_for(cfg),
+        spare_pod_requests={"cpu": largest.cpu_request, "memory": heaviest.memory_request},
+        tags=cfg.tags), opts)
 
 
 def workloads(cfg: StackConfig, name: str, k8s_opts: pulumi.ResourceOptions

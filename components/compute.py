@@ -102,6 +102,13 @@ class ComputeArgs:
     userlist.txt, published by the PgBouncer component); None runs no sidecar."""
     instance_role_name: pulumi.Input[str] | None = None
     """An existing role for the instances (the EKS node role); else one is created."""
+    autoscaler_tags: Sequence[tuple[pulumi.Input[str], str]] = ()
+    """kubernetes: Cluster Autoscaler's discovery tags (components/autoscaler.py
+    `autoscaler_tags`). With them the autoscaler owns the group's desired capacity, and the
+    group gets no scaling policy of its own: two writers of one desired capacity undo each
+    other (the EKS user guide, "Cluster Autoscaler": it "controls the .DesiredReplicas
+    field of Amazon EC2 Auto Scaling groups"); node CPU says nothing of Pending pods, and a
+    CPU scale-in would terminate nodes the autoscaler keeps for placeholder pods."""
     extra_security_group_ids: Sequence[pulumi.Input[str]] = ()
     domain_name: str = "sofacoverpro.com"
     certificate_arn: pulumi.Input[str] | None = None
@@ -424,14 +431,16 @@ class Compute(pulumi.ComponentResource):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-alb-out-{port}", security_group_id=alb_sg.id, ip_protocol="tcp",
                 from_port=port, to_port=port, referenced_security_group_id=node_sg.id,
-                opts=child)
+                description="to the app instances", opts=child)
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-instance-in-{port}", security_group_id=node_sg.id, ip_protocol="tcp",
                 from_port=port, to_port=port, referenced_security_group_id=alb_sg.id,
                 description="from the ALB", opts=child)
         # Instances pull images and reach AWS APIs through NAT and endpoints.
         aws.vpc.SecurityGroupEgressRule(f"{name}-instance-out", security_group_id=node_sg.id,
-                                        ip_protocol="-1", cidr_ipv4="0.0.0.0/0", opts=child)
+                                        ip_protocol="-1", cidr_ipv4="0.0.0.0/0",
+                                        description="images, AWS APIs, the data tier",
+                                        opts=child)
 
         # --- load balancer, certificate, listeners -----------------------------------------
         stem = aws_name_stem(name)  # ALB and target-group names: 32 characters at most
@@ -584,10 +593,41 @@ class Compute(pulumi.ComponentResource):
                              "GroupPendingInstances", "GroupTotalInstances"],
             metrics_granularity="1Minute",
             tags=[{"key": k, "value": v, "propagate_at_launch": True}
-                  for k, v in {**tags, "Name": name}.items()],
+                  for k, v in {**tags, "Name": name}.items()]
+            + [{"key": k, "value": v, "propagate_at_launch": False}
+               for k, v in args.autoscaler_tags],
             # Scaling owns the desired capacity once the group exists.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]))
 
+        if not args.autoscaler_tags:
+            self._scaling_policies(name, args, group, alb, groups)
+
+        self.alb_arn = alb.arn
+        self.alb_arn_suffix = alb.arn_suffix
+        self.alb_dns_name = alb.dns_name
+        self.alb_zone_id = alb.zone_id
+        self.alb_security_group_id = alb_sg.id
+        self.instance_security_group_id = node_sg.id
+        self.target_group_arn_suffixes = pulumi.Output.all(
+            **{k: tg.arn_suffix for k, tg in groups.items()})
+        self.asg_name = group.name
+        self.certificate_validation_records = validation_records
+        self.register_outputs({
+            "alb_arn": self.alb_arn, "alb_arn_suffix": self.alb_arn_suffix,
+            "alb_dns_name": self.alb_dns_name, "alb_zone_id": self.alb_zone_id,
+            "alb_security_group_id": self.alb_security_group_id,
+            "instance_security_group_id": self.instance_security_group_id,
+            "target_group_arn_suffixes": self.target_group_arn_suffixes,
+            "asg_name": self.asg_name,
+            "certificate_validation_records": self.certificate_validation_records,
+        })
+
+    def _scaling_policies(self, name: str, args: ComputeArgs, group: aws.autoscaling.Group,
+                          alb: aws.lb.LoadBalancer, groups: dict[str, aws.lb.TargetGroup]
+                          ) -> None:
+        """CPU and request tracking, and the fast step on a CPU spike (the group's own
+        scaling: every platform but a Cluster-Autoscaler-managed node group)."""
+        child = pulumi.ResourceOptions(parent=self)
         aws.autoscaling.Policy(
             f"{name}-cpu-tracking", autoscaling_group_name=group.name,
             policy_type="TargetTrackingScaling",
@@ -622,26 +662,6 @@ class Compute(pulumi.ComponentResource):
             dimensions={"AutoScalingGroupName": group.name},
             # No data means no instances reporting yet: do not scale on silence.
             treat_missing_data="notBreaching", alarm_actions=[fast.arn], opts=child)
-
-        self.alb_arn = alb.arn
-        self.alb_arn_suffix = alb.arn_suffix
-        self.alb_dns_name = alb.dns_name
-        self.alb_zone_id = alb.zone_id
-        self.alb_security_group_id = alb_sg.id
-        self.instance_security_group_id = node_sg.id
-        self.target_group_arn_suffixes = pulumi.Output.all(
-            **{k: tg.arn_suffix for k, tg in groups.items()})
-        self.asg_name = group.name
-        self.certificate_validation_records = validation_records
-        self.register_outputs({
-            "alb_arn": self.alb_arn, "alb_arn_suffix": self.alb_arn_suffix,
-            "alb_dns_name": self.alb_dns_name, "alb_zone_id": self.alb_zone_id,
-            "alb_security_group_id": self.alb_security_group_id,
-            "instance_security_group_id": self.instance_security_group_id,
-            "target_group_arn_suffixes": self.target_group_arn_suffixes,
-            "asg_name": self.asg_name,
-            "certificate_validation_records": self.certificate_validation_records,
-        })
 
     def _cloudflare_validation_records(self, name: str, args: ComputeArgs,
                                        cert: aws.acm.Certificate) -> list[pulumi.Resource]:

@@ -388,6 +388,19 @@ class ServiceConfig(Model):
 IAM_PRINCIPAL_ARN = r"^arn:aws:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"
 
 
+class AutoscalerConfig(Model):
+    """`sofacover:kubernetes.autoscaler`: Cluster Autoscaler on the node group and the spare
+    capacity it keeps (components/autoscaler.py)."""
+
+    enabled: bool = True
+    expander: Literal["least-waste", "random", "most-pods", "price", "priority"] = "least-waste"
+    scan_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 10
+    spare_pods: Annotated[int, Field(ge=0)] | None = None
+    """Placeholder pods held as spare capacity; None: what the HPAs' scale-up rates can add
+    while the autoscaler brings up one node (scan interval plus the node launch and join
+    the capacity model assumes: planner/capacity.py Timing)."""
+
+
 class KubernetesConfig(Model):
     """`sofacover:kubernetes`: EKS and the app services, used when compute.platform is
     kubernetes."""
@@ -397,6 +410,7 @@ class KubernetesConfig(Model):
     namespace: Annotated[DnsLabel, AfterValidator(check_namespace)] = "sofacover"
     hpa: HpaConfig
     services: list[ServiceConfig] = Field(min_length=1)
+    autoscaler: AutoscalerConfig = AutoscalerConfig()
     endpoint_public_access_cidrs: list[str] = []
     """Who may reach the EKS API's public endpoint (IPv4 CIDRs). Empty, the default: no
     public endpoint, only the private one inside the VPC. The Kubernetes provider runs
@@ -882,12 +896,35 @@ def _check_topology(cfg: StackConfig) -> None:
         raise rule("kubernetes.endpointPublicAccessCidrs", "opens the EKS API endpoint to "
                    "the whole internet; in prod list the deploy runner's egress CIDRs, or "
                    "leave it empty and run `pulumi up` inside the VPC")
+    if cfg.compute is not None and k8s is not None and cfg.compute.platform == "kubernetes" \
+            and cfg.hosts_app:
+        _check_node_group(cfg)
     if cfg.pgbouncer is not None and cfg.database is not None:
         problem = pool_budget_problem(cfg.pgbouncer.max_server_connections,
                                       cfg.database.max_connections)
         if problem:
             raise rule("pgbouncer.maxServerConnections", problem)
         _check_pgbouncer_topology(cfg)
+
+
+def _check_node_group(cfg: StackConfig) -> None:
+    """The node group at maxSize holds every pod at its maximum replicas (issue 13), and the
+    autoscaler has a release pinned for the cluster's minor."""
+    # Imported here: planner.capacity reads moto's instance data and the preflight's
+    # reservation tables, and components.autoscaler pulumi_kubernetes; only a kubernetes
+    # stack pays for them.
+    from components.autoscaler import RELEASES
+    from planner.capacity import node_group_fit
+
+    assert cfg.kubernetes is not None
+    if cfg.kubernetes.autoscaler.enabled and cfg.kubernetes.version not in RELEASES:
+        raise rule("kubernetes.version", f"is {cfg.kubernetes.version} but Cluster Autoscaler "
+                   f"is pinned for {', '.join(sorted(RELEASES))} only (components/"
+                   "autoscaler.py RELEASES); move the cluster or set "
+                   "kubernetes.autoscaler.enabled false")
+    problem = node_group_fit(cfg).problem()
+    if problem:
+        raise rule("compute.maxSize", problem)
 
 
 def _check_pgbouncer_topology(cfg: StackConfig) -> None:

@@ -265,7 +265,12 @@ class NodeGroup:
     fast_percent: int = 50
     warmup_s: int = 90
     spare_nodes: int = 0
-    """Nodes held beyond what the minimum pods need (low-priority placeholder pods)."""
+    """Nodes running beyond what the minimum pods need at t < 0 (idle, no placeholders)."""
+    spare_pods: int = 0
+    """Placeholder pods at the lowest priority (components/autoscaler.py): they hold room
+    that any app pod pre-empts at once; pre-empted, they turn Pending and the autoscaler
+    adds nodes for them (their priority is above its expendable cutoff)."""
+    spare_pod_cpu_m: int = 250
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,9 @@ class Timing:
     reports, UNVERIFIED)."""
     ca_scan_s: int = 10
     """Cluster Autoscaler's scan interval (--scan-interval default, kubernetes/autoscaler FAQ)."""
+    preemption_s: int = 2
+    """A pending pod pre-empting placeholders until it is bound: the scheduler's next cycle
+    after the victims (grace period 0) are gone; UNVERIFIED estimate."""
     instance_launch_s: int = 30
     """EC2 launch to running (26-29 s in independent public measurements)."""
     app_bootstrap_s: int = 60
@@ -434,6 +442,23 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
                 break
         else:
             p.ready_at = None
+    # placeholders (spare capacity): first fit; the autoscaler has added nodes for them
+    # long before t < 0, up to maxSize. `spare[j]`: placeholders on node j.
+    spare = [0] * len(node_list)
+    spare_cpu = nodes.spare_pod_cpu_m
+    spare_pending = nodes.spare_pods
+    while spare_pending:
+        j = next((j for j, n in enumerate(node_list) if n.free_m >= spare_cpu), None)
+        if j is None:
+            if len(node_list) >= nodes.max_size:
+                break
+            node_list.append(_Node(warm - 10_000, alloc, set(all_images)))
+            spare.append(0)
+            continue
+        node_list[j].free_m -= spare_cpu
+        spare[j] += 1
+        spare_pending -= 1
+    count = len(node_list)
     # CloudWatch state for the node group's own policies
     cw_points: list[tuple[int, float]] = []  # (available at, avg node CPU %)
     cw_acc: list[float] = []
@@ -446,19 +471,36 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
         factor = profile(t)
         # nodes that became Ready
         ready_nodes = [j for j, n in enumerate(node_list) if n.ready_at <= t]
-        # scheduler: pending pods, oldest first, first fit on a Ready node
+        spare += [0] * (len(node_list) - len(spare))
+        # scheduler: pending pods, oldest first, first fit on a Ready node; failing that,
+        # pre-empting placeholders on the first node where enough of them make room
         for p in pods:
             if p.node is None:
                 req = services[p.svc].cpu_request_m
-                for j in ready_nodes:
+                delay = 0
+                j = next((j for j in ready_nodes if node_list[j].free_m >= req), None)
+                if j is None and spare_cpu > 0:
+                    j = next((j for j in ready_nodes
+                              if node_list[j].free_m + spare[j] * spare_cpu >= req), None)
+                    if j is not None:
+                        evict = math.ceil((req - node_list[j].free_m) / spare_cpu)
+                        spare[j] -= evict
+                        node_list[j].free_m += evict * spare_cpu
+                        spare_pending += evict  # recreated by their ReplicaSet: Pending
+                        delay = timing.preemption_s
+                if j is not None:
                     n = node_list[j]
-                    if n.free_m >= req:
-                        n.free_m -= req
-                        p.node = j
-                        pull = 0 if p.svc in n.images else timing.image_pull_s
-                        n.images.add(p.svc)
-                        p.ready_at = t + timing.pod_start_s + pull
-                        break
+                    n.free_m -= req
+                    p.node = j
+                    pull = 0 if p.svc in n.images else timing.image_pull_s
+                    n.images.add(p.svc)
+                    p.ready_at = t + delay + timing.pod_start_s + pull
+        # pending placeholders take whatever room is left (they pre-empt nothing)
+        for j in ready_nodes:
+            while spare_pending and node_list[j].free_m >= spare_cpu:
+                node_list[j].free_m -= spare_cpu
+                spare[j] += 1
+                spare_pending -= 1
         # the load, spread over each service's Ready pods (the Service routes only to them)
         per_node_use = [0.0] * len(node_list)
         ready_count = [0] * len(services)
@@ -543,7 +585,9 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
         # node provisioning
         launching = [n for n in node_list if n.ready_at > t]
         if nodes.provisioning == "cluster-autoscaler" and t % timing.ca_scan_s == 0:
-            pending_m = sum(services[p.svc].cpu_request_m for p in pods if p.node is None)
+            # placeholders count: their priority is at the expendable cutoff, not below
+            pending_m = (sum(services[p.svc].cpu_request_m for p in pods if p.node is None)
+                         + spare_pending * spare_cpu)
             want = math.ceil(pending_m / alloc) - len(launching)
             add = max(0, min(want, nodes.max_size - len(node_list)))
             node_list += [_Node(t + timing.node_launch_s, alloc, set()) for _ in range(add)]
@@ -874,12 +918,16 @@ def instance_vcpus(instance_type: str) -> int:
     return int(data["VCpuInfo"]["DefaultVCpus"])
 
 
-# The cluster's own pods, requests in millicores, as the program deploys them: PgBouncer and
-# its exporter (components/pgbouncer.py), kube-prometheus-stack (components/prometheus.py:
-# Prometheus, operator, Alertmanager, kube-state-metrics) and node-exporter on every node.
-PGBOUNCER_POD_CPU_M = 500 + 50
-PROMETHEUS_STACK_CPU_M = 500 + 100 + 50 + 50
-NODE_EXPORTER_CPU_M = 50
+# The cluster's own pods as the program deploys them, (cpu millicores, memory MiB) each:
+# PgBouncer and its exporter (components/pgbouncer.py), kube-prometheus-stack
+# (components/prometheus.py: Prometheus, operator, Alertmanager, kube-state-metrics) and
+# node-exporter on every node. Cluster Autoscaler's pod: components/autoscaler.py REQUESTS.
+PGBOUNCER_POD = (500 + 50, 128 + 32)
+PROMETHEUS_STACK = (500 + 100 + 50 + 50, 2048 + 128 + 64 + 128)
+NODE_EXPORTER = (50, 32)
+PGBOUNCER_POD_CPU_M = PGBOUNCER_POD[0]
+PROMETHEUS_STACK_CPU_M = PROMETHEUS_STACK[0]
+NODE_EXPORTER_CPU_M = NODE_EXPORTER[0]
 
 
 def hpa_from_config(cfg_hpa, service=None) -> Hpa:  # noqa: ANN001 - config models
@@ -897,10 +945,49 @@ def hpa_from_config(cfg_hpa, service=None) -> Hpa:  # noqa: ANN001 - config mode
                rules(cfg_hpa.scale_down), memory_target=cfg_hpa.memory_utilization)
 
 
-def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None,
-                      spare_nodes: int = 0) -> tuple[list[Service], NodeGroup]:
-    """Services and the node group from the validated stack config. Node reservations come
-    from the preflight's table (planner/preflight/kubernetes.py), so the rule is one rule."""
+@dataclass(frozen=True)
+class NodeFit:
+    """The node group at its maxSize against every pod at its maximum (issue 13, item 1):
+    what the scheduler would have to place, what the nodes offer after kube-reserved, the
+    eviction threshold and the per-node pods. Pods: the VPC CNI's per-node limit."""
+
+    instance_type: str
+    max_size: int
+    need_cpu_m: int
+    offer_cpu_m: int
+    need_mib: int
+    offer_mib: int
+    need_pods: int
+    offer_pods: int
+    per_node_cpu_m: int
+    """Allocatable CPU of one node for pods that are not DaemonSets."""
+    system_cpu_m: int
+    """The cluster's own pods (add-ons, PgBouncer, Prometheus, the autoscaler)."""
+
+    @property
+    def nodes_needed(self) -> int:
+        per_mib = self.offer_mib // self.max_size
+        per_pods = self.offer_pods // self.max_size
+        return max(math.ceil(self.need_cpu_m / self.per_node_cpu_m),
+                   math.ceil(self.need_mib / per_mib), math.ceil(self.need_pods / per_pods))
+
+    def problem(self) -> str | None:
+        """Why the group cannot hold the pods at their maximum, or None."""
+        if self.nodes_needed <= self.max_size:
+            return None
+        return (f"is {self.max_size} but every pod at its maximum replicas requests "
+                f"{self.need_cpu_m / 1000:g} vCPU, {self.need_mib / 1024:.1f} GiB and "
+                f"{self.need_pods} pod slots, while {self.max_size} x {self.instance_type} "
+                f"offer {self.offer_cpu_m / 1000:g} vCPU, {self.offer_mib / 1024:.1f} GiB and "
+                f"{self.offer_pods} after kube-reserved, eviction and the per-node pods (EKS "
+                "AMI nodeadm kube-reserved; VPC CNI max pods); maxSize must be at least "
+                f"{self.nodes_needed}, or choose a larger instance type")
+
+
+def node_group_fit(cfg: StackConfig) -> NodeFit:
+    """The node group's room at maxSize for the stack as configured (kubernetes platform).
+    Reservations and the add-ons' pods come from the preflight's tables
+    (planner/preflight/kubernetes.py), so the config rule and the preflight count alike."""
     from planner.preflight.kubernetes import (  # the preflight imports Pulumi: only here
         ADDON_PODS_PER_CLUSTER,
         ADDON_PODS_PER_NODE,
@@ -909,25 +996,84 @@ def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None
     )
     assert cfg.kubernetes is not None and cfg.compute is not None
     k8s, compute = cfg.kubernetes, cfg.compute
-    services = [Service(s.name, cpu_millis(s.cpu_request), cpu_millis(s.cpu_limit) or None,
-                        hpa_from_config(k8s.hpa, s), memory_mib(s.memory_request))
-                for s in k8s.services]
     data = _instance_types()[compute.instance_type]
     itype = InstanceType(int(data["VCpuInfo"]["DefaultVCpus"]),
                          int(data["MemoryInfo"]["SizeInMiB"]),
                          int(data["NetworkInfo"]["MaximumNetworkInterfaces"]),
                          int(data["NetworkInfo"]["Ipv4AddressesPerInterface"]))
-    per_node = sum(cpu for cpu, _ in ADDON_PODS_PER_NODE.values()) + NODE_EXPORTER_CPU_M
-    cluster = sum(n * cpu for n, cpu, _ in ADDON_PODS_PER_CLUSTER.values())
-    pgbouncer = cfg.pgbouncer.replicas * PGBOUNCER_POD_CPU_M if cfg.pgbouncer else 0
+    node_cpu = sum(cpu for cpu, _ in ADDON_PODS_PER_NODE.values()) + NODE_EXPORTER[0]
+    node_mib = sum(mib for _, mib in ADDON_PODS_PER_NODE.values()) + NODE_EXPORTER[1]
+    node_pods = len(ADDON_PODS_PER_NODE) + 1
+    sys_cpu = sum(n * cpu for n, cpu, _ in ADDON_PODS_PER_CLUSTER.values())
+    sys_mib = sum(n * mib for n, _, mib in ADDON_PODS_PER_CLUSTER.values())
+    sys_pods = sum(n for n, _, _ in ADDON_PODS_PER_CLUSTER.values())
+    sys_cpu += PROMETHEUS_STACK[0]
+    sys_mib += PROMETHEUS_STACK[1]
+    sys_pods += 4
+    if cfg.pgbouncer is not None:
+        sys_cpu += cfg.pgbouncer.replicas * PGBOUNCER_POD[0]
+        sys_mib += cfg.pgbouncer.replicas * PGBOUNCER_POD[1]
+        sys_pods += cfg.pgbouncer.replicas
+    if k8s.autoscaler.enabled:
+        from components.autoscaler import REQUESTS
+
+        sys_cpu += cpu_millis(REQUESTS["cpu"])
+        sys_mib += memory_mib(REQUESTS["memory"])
+        sys_pods += 1
+    app_cpu = app_mib = app_pods = 0
+    for s in k8s.services:
+        high = hpa_from_config(k8s.hpa, s).max_replicas
+        app_cpu += high * cpu_millis(s.cpu_request)
+        app_mib += high * memory_mib(s.memory_request)
+        app_pods += high
+    res_cpu, res_mib = kube_reserved(itype)
+    per_node_cpu = itype.vcpus * 1000 - res_cpu - node_cpu
+    return NodeFit(
+        compute.instance_type, compute.max_size, app_cpu + sys_cpu,
+        compute.max_size * per_node_cpu, app_mib + sys_mib,
+        compute.max_size * (itype.memory_mib - res_mib - node_mib), app_pods + sys_pods,
+        compute.max_size * (itype.max_pods - node_pods), per_node_cpu, sys_cpu)
+
+
+def spare_pods_for(cfg: StackConfig) -> int:
+    """Placeholder pods the stack holds: `kubernetes.autoscaler.sparePods`, or sized from
+    the HPAs' scale-up over one node's provisioning (components/autoscaler.py)."""
+    from components.autoscaler import ScaleUp, spare_pods
+
+    assert cfg.kubernetes is not None
+    k8s = cfg.kubernetes
+    auto = k8s.autoscaler
+    if not auto.enabled:
+        return 0
+    if auto.spare_pods is not None:
+        return auto.spare_pods
+    up = k8s.hpa.scale_up
+    hpas = [ScaleUp(h.min_replicas, h.max_replicas, up.percent, up.pods, up.period_seconds)
+            for h in (hpa_from_config(k8s.hpa, s) for s in k8s.services)]
+    return spare_pods(hpas, auto.scan_interval_seconds + Timing().node_launch_s)
+
+
+def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None,
+                      spare_nodes: int = 0) -> tuple[list[Service], NodeGroup]:
+    """Services and the node group from the validated stack config: Cluster Autoscaler and
+    its placeholder pods when `kubernetes.autoscaler.enabled`, else the group's own CPU
+    target tracking."""
+    assert cfg.kubernetes is not None and cfg.compute is not None
+    k8s, compute = cfg.kubernetes, cfg.compute
+    services = [Service(s.name, cpu_millis(s.cpu_request), cpu_millis(s.cpu_limit) or None,
+                        hpa_from_config(k8s.hpa, s), memory_mib(s.memory_request))
+                for s in k8s.services]
+    fit = node_group_fit(cfg)
+    auto = k8s.autoscaler.enabled
     nodes = NodeGroup(
-        compute.instance_type, itype.vcpus,
-        itype.vcpus * 1000 - kube_reserved(itype)[0] - per_node,
+        compute.instance_type, instance_vcpus(compute.instance_type), fit.per_node_cpu_m,
         compute.min_size, compute.max_size, compute.desired_capacity,
-        provisioning or "cpu-target-tracking",
-        system_cpu_m=cluster + pgbouncer + PROMETHEUS_STACK_CPU_M,
+        provisioning or ("cluster-autoscaler" if auto else "cpu-target-tracking"),
+        system_cpu_m=fit.system_cpu_m,
         cpu_target_percent=compute.cpu_target_percent,
-        warmup_s=compute.instance_warmup_seconds, spare_nodes=spare_nodes)
+        warmup_s=compute.instance_warmup_seconds, spare_nodes=spare_nodes,
+        spare_pods=spare_pods_for(cfg),
+        spare_pod_cpu_m=max(s.cpu_request_m for s in services))
     return services, nodes
 
 

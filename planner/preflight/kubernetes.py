@@ -23,6 +23,10 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 ADDON = "aws:eks/addon:Addon"
 CLUSTER = "aws:eks/cluster:Cluster"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+POD_IDENTITY = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+SCALING_POLICY = "aws:autoscaling/policy:Policy"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 ASG = "aws:autoscaling/group:Group"
@@ -373,7 +377,10 @@ def capacity_at_max(ctx: Context) -> Iterator:
     cluster, per_node = Demand(), Demand()
     hpa_max = {(value(h, "metadata.namespace"), value(h, "spec.scaleTargetRef.name")):
                int(value(h, "spec.maxReplicas") or 0) for h in ctx.of_type(HPA)}
+    yielding = {name for name, prio in _priority_classes(ctx).items() if prio < 0}
     for res, _group, kind in _objects(ctx):
+        if value(res, "spec.template.spec.priorityClassName") in yielding:
+            continue  # placeholders: every pod at the default priority pre-empts them
         if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
             key = (value(res, "metadata.namespace"), value(res, "metadata.name"))
             replicas = hpa_max.get(key) or int(value(res, "spec.replicas") or 1)
@@ -388,6 +395,10 @@ def capacity_at_max(ctx: Context) -> Iterator:
     for rel in ctx.of_type(RELEASE):
         if value(rel, "chart") == "kube-prometheus-stack":
             _kps_demand(value(rel, "values") or {}, cluster, per_node)
+        elif value(rel, "chart") == "cluster-autoscaler":
+            requests = value(rel, "values.resources.requests") or {}
+            cluster.add(int(value(rel, "values.replicaCount") or 1),
+                        cpu_millis(requests.get("cpu")), memory_mib(requests.get("memory")))
         else:
             yield ctx.warning(rel, "values", f"chart {value(rel, 'chart')}'s pods are not "
                               "counted in the capacity check")
@@ -428,3 +439,158 @@ def capacity_at_max(ctx: Context) -> Iterator:
         yield ctx.error(asg, "maxSize", f"{cluster.pods} pods at their maximum replicas, "
                         f"but {where} hold {pods_total} beyond the per-node pods (VPC CNI "
                         "max pods per node): raise maxSize or the instance type")
+
+
+def _priority_classes(ctx: Context) -> dict[str, int]:
+    return {value(pc, "metadata.name"): int(value(pc, "value") or 0)
+            for pc in ctx.of_type(PRIORITY_CLASS)}
+
+
+# -- node autoscaling ---------------------------------------------------------------------------
+
+# Cluster Autoscaler's --expendable-pods-priority-cutoff default (cluster-autoscaler/FAQ.md,
+# "How does Cluster Autoscaler treat nodes with pods of low priority?"): Pending pods below
+# it trigger no scale-up.
+CA_EXPENDABLE_CUTOFF = -10
+CA_CHART = "cluster-autoscaler"
+CA_DISCOVERY_TAGS = ("k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/{cluster}")
+PAUSE_IMAGE_PREFIX = "registry.k8s.io/pause:"
+
+
+def _asg_tags(asg: PlannedResource) -> dict[str, str]:
+    return {t.get("key"): t.get("value") for t in value(asg, "tags") or []}
+
+
+@rule("k8s-autoscaler-discovers-group",
+      "a Cluster Autoscaler release with auto-discovery finds a node group of this stack: "
+      "some Auto Scaling group carries k8s.io/cluster-autoscaler/enabled and "
+      "k8s.io/cluster-autoscaler/<its cluster> (the chart's autoDiscovery.tags), and that "
+      "group has no scaling policy of its own to undo the autoscaler's desired capacity",
+      source="kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md "
+             "(Auto-Discovery Setup; it only adjusts the desired value) and "
+             "charts/cluster-autoscaler/values.yaml autoDiscovery.tags at "
+             "cluster-autoscaler-chart-9.59.0 (5a0b98e45f896e98132737240ac131a519d3b33d); "
+             "https://docs.aws.amazon.com/eks/latest/userguide/cluster-autoscaler.html "
+             "(it controls the group's desired capacity)",
+      checked=CHECKED)
+def autoscaler_discovers_group(ctx: Context) -> Iterator:
+    groups = list(ctx.of_type(ASG))
+    policies = list(ctx.of_type(SCALING_POLICY))
+    for rel in _releases(ctx, frozenset({CA_CHART})):
+        cluster = value(rel, "values.autoDiscovery.clusterName")
+        if not cluster:
+            continue  # configured with explicit --nodes: nothing to discover
+        wanted = [t.format(cluster=cluster) for t in CA_DISCOVERY_TAGS]
+        found = [g for g in groups if all(k in _asg_tags(g) for k in wanted)]
+        if not found:
+            yield ctx.error(rel, "values.autoDiscovery.clusterName", f"no Auto Scaling "
+                            f"group of this stack carries both {wanted[0]} and {wanted[1]}; "
+                            "the autoscaler would discover no node group and never add a "
+                            "node (Compute: autoscaler_tags)")
+        for group in found:
+            fighting = [p for p in policies
+                        if value(p, "autoscalingGroupName") in (group.id, value(group, "name"))]
+            for policy in fighting:
+                yield ctx.error(policy, "autoscalingGroupName", f"scales {group.name}, whose "
+                                "desired capacity Cluster Autoscaler owns; the policy and the "
+                                "autoscaler would undo each other (a CPU scale-in terminates "
+                                "nodes kept for Pending or placeholder pods)")
+
+
+@rule("k8s-spare-capacity-priority",
+      "placeholder (pause) pods run at a PriorityClass below 0, so every pod at the default "
+      "priority pre-empts them, and not below Cluster Autoscaler's expendable cutoff (-10 "
+      "by default), so their Pending copies still add nodes; no negative class is the "
+      "cluster's global default",
+      source="kubernetes/autoscaler cluster-autoscaler/FAQ.md at cluster-autoscaler-1.35.2 "
+             "(2d42588803c71fe9b35dcd9e3669ac6bb550ca22): \"How can I configure "
+             "overprovisioning\" (value -10) and --expendable-pods-priority-cutoff; "
+             "https://kubernetes.io/docs/concepts/scheduling-eviction/pod-priority-preemption/"
+             " (pods without a class get priority 0, or the globalDefault class's value)",
+      checked=CHECKED)
+def spare_capacity_priority(ctx: Context) -> Iterator:
+    classes = _priority_classes(ctx)
+    for pc in ctx.of_type(PRIORITY_CLASS):
+        if value(pc, "globalDefault") and int(value(pc, "value") or 0) < 0:
+            yield ctx.error(pc, "globalDefault", "is true on a negative priority: every pod "
+                            "without a class would become a placeholder anyone pre-empts")
+    cutoffs = [int(value(r, "values.extraArgs.expendable-pods-priority-cutoff")
+                   or CA_EXPENDABLE_CUTOFF) for r in _releases(ctx, frozenset({CA_CHART}))]
+    for res, _group, kind in _objects(ctx):
+        if kind != "Deployment":
+            continue
+        spec = value(res, "spec.template.spec") or {}
+        images = [c.get("image", "") for c in spec.get("containers") or []]
+        if not images or not all(i.startswith(PAUSE_IMAGE_PREFIX) for i in images):
+            continue
+        name = spec.get("priorityClassName")
+        prio = classes.get(name, 0) if name else 0
+        if name and name not in classes:
+            yield ctx.error(res, "spec.template.spec.priorityClassName", f"names "
+                            f"PriorityClass {name!r}, which this stack does not create; the "
+                            "API server refuses pods of an unknown class")
+        elif prio >= 0:
+            yield ctx.error(res, "spec.template.spec.priorityClassName", f"gives placeholder "
+                            f"pods priority {prio}; pods at the default 0 cannot pre-empt "
+                            "them, so the spare capacity is never handed over")
+        for cutoff in cutoffs:
+            if prio < cutoff:
+                yield ctx.error(res, "spec.template.spec.priorityClassName", f"priority "
+                                f"{prio} is below Cluster Autoscaler's expendable cutoff "
+                                f"{cutoff}: pre-empted placeholders would add no node, and "
+                                "the spare capacity would be gone after one spike")
+
+
+def _chart_service_accounts(rel: PlannedResource) -> set[str] | None:
+    """ServiceAccounts a chart creates that the program associates roles with; None for a
+    chart this preflight does not know."""
+    chart, values = value(rel, "chart"), value(rel, "values") or {}
+    if chart == CA_CHART:
+        # charts/cluster-autoscaler templates/_helpers.tpl serviceAccountName: the name
+        # given, else the fullname (fullnameOverride, else the release name when it holds
+        # the chart's, else <release>-cluster-autoscaler)
+        sa = (values.get("rbac") or {}).get("serviceAccount") or {}
+        release = value(rel, "name") or rel.name
+        full = values.get("fullnameOverride") or (
+            release if CA_CHART in release else f"{release}-{CA_CHART}")
+        return {sa.get("name") or full}
+    if chart == "kube-prometheus-stack":
+        sa = ((values.get("alertmanager") or {}).get("serviceAccount") or {})
+        return {sa["name"]} if sa.get("name") else set()
+    return None
+
+
+@rule("aws-pod-identity-service-account",
+      "every EKS Pod Identity association names a ServiceAccount this stack creates in that "
+      "namespace (a ServiceAccount object, or the one a known chart renders), and the "
+      "eks-pod-identity-agent add-on is installed",
+      source="https://docs.aws.amazon.com/eks/latest/userguide/pod-id-association.html "
+             "(the association maps one namespace/service account to a role; pods of that "
+             "service account get credentials from the Pod Identity agent add-on); "
+             "kubernetes/autoscaler charts/cluster-autoscaler templates/_helpers.tpl "
+             "(serviceAccountName)",
+      checked=CHECKED)
+def pod_identity_service_account(ctx: Context) -> Iterator:
+    associations = list(ctx.of_type(POD_IDENTITY))
+    if not associations:
+        return
+    known: set[tuple[str, str]] = {
+        (value(sa, "metadata.namespace") or "default", value(sa, "metadata.name"))
+        for sa in ctx.of_type(SERVICE_ACCOUNT)}
+    unknown_charts = []
+    for rel in ctx.of_type(RELEASE):
+        names = _chart_service_accounts(rel)
+        if names is None:
+            unknown_charts.append(rel)
+            continue
+        known |= {(value(rel, "namespace") or "default", n) for n in names}
+    for assoc in associations:
+        pair = (value(assoc, "namespace"), value(assoc, "serviceAccount"))
+        if pair not in known and not unknown_charts:
+            yield ctx.error(assoc, "serviceAccount", f"{pair[0]}/{pair[1]} is no "
+                            "ServiceAccount this stack creates; no pod would get the role's "
+                            "credentials")
+    if _addon(ctx, "eks-pod-identity-agent") is None:
+        for assoc in associations:
+            yield ctx.error(assoc, "clusterName", "the cluster has no eks-pod-identity-agent "
+                            "add-on; pods would get no credentials from the association")
