@@ -234,12 +234,15 @@ def environment_availability(plans: Sequence[StackPlan],
             return values[0]
         return parallel_failover(values, failover, a.mttr_s)
 
-    read = edge_a * regions([s.serving_availability * (s.data_availability if s.data else 1.0)
-                             for s in serving])
     primary = next((s for s in stacks if s.data and not s.replica), None)
     replicas = [s.data_availability for s in stacks if s.replica]
     data = standby_failover(primary.data_availability, replicas, a.promotion_s, a.mttr_s) \
         if primary else 1.0
+    # Reads: each region from its own database; the primary's region from the primary,
+    # which a promoted replica replaces as it does for writes.
+    read = edge_a * regions([s.serving_availability * (data if s is primary else
+                                                       s.data_availability)
+                             for s in serving])
     write = edge_a * regions([s.serving_availability for s in serving]) * data
     return EnvironmentAvailability(plans[0].environment, plans[0].phase, stacks, edge,
                                    failover, a, read, write)

@@ -1,0 +1,574 @@
+"""`sofacover report`'s files: report.md, report.json and three pictures, from the plan.
+
+What goes in (`build`): the planned stacks of an environment (or one stack) at a phase, the
+time-to-capacity simulation of each serving stack (planner/capacity.py), their monthly cost
+(planner/cost.py), composite availability (planner/availability.py) and the PgBouncer
+connection budget (planner/connections.py); optionally the cost of a second phase to set
+against it. What comes out (`write`): DIR/report.md, DIR/report.json, DIR/timeline.png (the
+replicas and nodes through the N x step), DIR/cost.png (cost by phase and component against
+the seed's budget) and DIR/environment.png (regions, components and links).
+
+No secret reaches these files: the plan masks secret inputs before anything is kept, and the
+report reads only sizes, types, counts and names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config import seed
+from planner import availability as avail
+from planner import cost as costs
+from planner.connections import ConnectionBudget, connection_budget
+
+if TYPE_CHECKING:
+    from planner.capacity import Result
+    from planner.engine import StackPlan
+
+FILES = ("report.md", "report.json", "timeline.png", "cost.png", "environment.png")
+KPI_S = seed.SCALE_OUT_KPI_S
+
+
+@dataclass
+class Report:
+    scope: str
+    """`environment prod` or `stack prod-eu-west-1`."""
+    environment: str
+    phase: int
+    load: float
+    plans: list[StackPlan]
+    capacity: dict[str, Result | None]
+    cost: costs.EnvironmentCost
+    availability: avail.EnvironmentAvailability
+    connections: ConnectionBudget
+    compare: costs.EnvironmentCost | None = None
+    timing_note: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Serving stacks the simulator could not run, with the reason."""
+
+
+def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
+          compare_plans: Sequence[StackPlan] | None = None,
+          analyse: Callable[[StackPlan], Result] | None = None) -> Report:
+    """Everything the files say, computed once. `analyse` runs the capacity simulation of
+    one serving stack (default: planner.capacity.analyse_stack on its validated config)."""
+    from planner import capacity
+
+    timing = capacity.Timing()
+
+    def default(plan: StackPlan) -> Result:
+        assert plan.config is not None
+        return capacity.analyse_stack(plan.config, load=load, timing=timing, kpi_s=KPI_S)
+
+    run = analyse or default
+    results: dict[str, Result | None] = {}
+    errors: dict[str, str] = {}
+    for plan in plans:
+        cfg = plan.config
+        if cfg is not None and cfg.hosts_app and cfg.compute is not None:
+            try:
+                results[plan.stack] = run(plan)
+            except ValueError as exc:
+                results[plan.stack], errors[plan.stack] = None, str(exc)
+        else:
+            results[plan.stack] = None
+    note = (f"metric resolution {timing.metric_resolution_s} s, pod start "
+            f"{timing.pod_start_s} s, node launch and join {timing.node_launch_s} s, EC2 "
+            f"launch {timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s")
+    return Report(scope, plans[0].environment, plans[0].phase, load, list(plans), results,
+                  costs.environment_cost(plans), avail.environment_availability(plans),
+                  connection_budget(plans),
+                  costs.environment_cost(compare_plans) if compare_plans else None, note,
+                  errors)
+
+
+# === report.json ==============================================================================
+
+def _r(v: float, n: int = 2) -> float:
+    return round(v, n)
+
+
+def as_json(rep: Report) -> dict[str, Any]:
+    """Availability in percent (as the seed's targets are written), money in USD a month."""
+    av = {s.stack: s for s in rep.availability.stacks}
+    stacks = {}
+    for sc in rep.cost.stacks:
+        res = rep.capacity.get(sc.stack)
+        sa = av[sc.stack]
+        stacks[sc.stack] = {
+            "region": sc.region,
+            "serving": res is not None,
+            "timeToCapacitySeconds": res.seconds if res is not None else None,
+            "meetsScaleOutKpi": res.meets(KPI_S) if res is not None else None,
+            "binding": list(res.binding) if res is not None else [],
+            "monthlyCostUsd": _r(sc.monthly_usd),
+            "costByCategoryUsd": {k: _r(v) for k, v in sorted(sc.by_category().items())},
+            "availability": _r(sa.availability * 100, 4) if sa.serving or sa.data else None,
+        }
+    env = rep.cost
+    out: dict[str, Any] = {
+        "scope": rep.scope, "environment": rep.environment, "phase": rep.phase,
+        "loadStep": rep.load, "scaleOutKpiSeconds": KPI_S, "priceDate": env.price_date,
+        "stacks": stacks,
+        "environmentTotals": {
+            "monthlyCostUsd": _r(env.monthly_usd),
+            "costPerDailyUserUsd": _r(env.cost_per_daily_user, 3),
+            "availability": _r(rep.availability.availability * 100, 4),
+            "readPathAvailability": _r(rep.availability.read_path * 100, 4),
+            "budgetUsd": _r(env.budget_usd),
+            "baselineCostPerDailyUserUsd": _r(costs.baseline_cost_per_user(), 3),
+            "targetCostPerDailyUserUsd": _r(costs.target_cost_per_user(), 3),
+            "dailyUsers": _r(env.usage.daily_users, 0),
+            "costByCategoryUsd": {k: _r(v) for k, v in env.by_category().items()},
+            "savingsUsd": {s.lever: {"monthlyUsd": _r(s.monthly_usd), "applied": s.applied}
+                           for s in env.savings},
+            "availabilityTargets": list(avail.TARGETS),
+        },
+        "connectionBudget": [
+            {"stack": d.stack, "database": d.resource, "maxConnections": d.max_connections,
+             "usable": d.usable, "serverConnections": d.used, "problem": d.problem,
+             "pools": [{"stack": p.stack, "pool": p.name, "perInstance": p.per_instance,
+                        "instances": p.instances} for p in d.pools]}
+            for d in rep.connections.databases],
+        "pricedAtAnotherRegion": list(env.fallbacks),
+    }
+    if rep.compare is not None:
+        c = rep.compare
+        out["comparePhase"] = {"phase": c.phase, "monthlyCostUsd": _r(c.monthly_usd),
+                               "costPerDailyUserUsd": _r(c.cost_per_daily_user, 3),
+                               "budgetUsd": _r(c.budget_usd),
+                               "costByCategoryUsd": {k: _r(v)
+                                                     for k, v in c.by_category().items()}}
+    return out
+
+
+# === report.md ================================================================================
+
+def _usd(v: float) -> str:
+    return f"${v:,.0f}"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.3f}%"
+
+
+def markdown(rep: Report) -> str:
+    env, av = rep.cost, rep.availability
+    by_stack_av = {s.stack: s for s in av.stacks}
+    lines = [f"# SofaCover report: {rep.scope}, phase {rep.phase}", "",
+             "Made by `sofacover report` from the offline plan (the program under mocks): "
+             "nothing here was measured on a deployed stack. Prices: "
+             f"planner/data/prices.yaml, dated {env.price_date}.", "",
+             "| stack | region | 10x time to capacity | monthly cost | availability |",
+             "|---|---|---|---|---|"]
+    for sc in env.stacks:
+        res = rep.capacity.get(sc.stack)
+        if res is None:
+            ttc = rep.errors.get(sc.stack, "not serving")
+        elif res.seconds is None:
+            ttc = "not within the horizon: MISS"
+        else:
+            ttc = f"{res.seconds} s: {'PASS' if res.meets(KPI_S) else 'MISS'}"
+        sa = by_stack_av[sc.stack]
+        a = _pct(sa.availability) if sa.serving or sa.data else "-"
+        lines.append(f"| {sc.stack} | {sc.region or 'global'} | {ttc} | "
+                     f"{_usd(sc.monthly_usd)} | {a} |")
+    budget_ok = env.monthly_usd <= env.budget_usd
+    cpu_ok = env.cost_per_daily_user <= costs.target_cost_per_user()
+    lines += ["", "## The environment", "",
+              f"- Monthly cost: **{_usd(env.monthly_usd)}** against the seed's budget of "
+              f"{_usd(env.budget_usd)} at month {env.usage.month} (phase {rep.phase}; "
+              f"$1,150 today, $4,550 at 6 months, linear between): "
+              f"**{'within' if budget_ok else 'OVER'}**"
+              + ("" if budget_ok else f" by {_usd(env.monthly_usd - env.budget_usd)}") + ".",
+              f"- Cost per daily user: **${env.cost_per_daily_user:.2f}** for "
+              f"{env.usage.daily_users:,.0f} daily users, against today's "
+              f"${costs.baseline_cost_per_user():.2f} and the seed's target of "
+              f"${costs.target_cost_per_user():.2f} (down "
+              f"{seed.COST_PER_USER_REDUCTION:.0%}): **{'met' if cpu_ok else 'MISSED'}**.",
+              f"- Availability (write path: orders, carts): **{_pct(av.write_path)}**; read "
+              f"path (browsing): {_pct(av.read_path)}. Targets: "
+              + ", ".join(f"{t}% {'met' if av.meets(t) else 'MISSED'}"
+                          for t in avail.TARGETS) + ".",
+              f"- Connection budget: "
+              f"**{'fits' if rep.connections.ok else 'DOES NOT FIT'}** (below).", ""]
+    if rep.environment != "prod":
+        lines += [f"The seed's budget is production's; {rep.environment} is set against it "
+                  "only for scale.", ""]
+    lines += _capacity_md(rep) + _cost_md(rep) + _availability_md(rep) + _connections_md(rep)
+    lines += ["## The environment as planned", "", "![environment](environment.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _capacity_md(rep: Report) -> list[str]:
+    out = ["## Time to capacity", "",
+           f"A step of {rep.load:g}x load at t = 0 on each serving stack as configured "
+           f"(planner/capacity.py); the seed's KPI is capacity within {KPI_S} s. Assumed: "
+           f"{rep.timing_note}.", ""]
+    for stack, res in rep.capacity.items():
+        if res is None:
+            if stack in rep.errors:
+                out.append(f"- {stack}: not simulated: {rep.errors[stack]}")
+            continue
+        took = f"{res.seconds} s" if res.seconds is not None else "not within the horizon"
+        out.append(f"- {stack} ({res.platform}): {took}: "
+                   f"{'PASS' if res.meets(KPI_S) else 'MISS'}")
+        out += [f"  - {'binds' if i == 0 else 'then'}: {b}" for i, b in enumerate(res.binding)]
+        out += [f"  - note: {n}" for n in res.notes]
+    return out + ["", "![timeline](timeline.png)", ""]
+
+
+def _cost_md(rep: Report) -> list[str]:
+    env = rep.cost
+    a = env.assumptions
+    cats = env.by_category()
+    out = ["## Cost", "", "| category | this plan | seed baseline |", "|---|---|---|"]
+    for c in costs.CATEGORIES:
+        base = seed.BUDGET_BASELINE_USD.get(c)
+        out.append(f"| {c} | {_usd(cats[c])} | {_usd(base) if base is not None else '-'} |")
+    out += [f"| **total** | **{_usd(env.monthly_usd)}** | "
+            f"**{_usd(sum(seed.BUDGET_BASELINE_USD.values()))}** |", ""]
+    if rep.compare is not None:
+        c = rep.compare
+        out += [f"Phase {c.phase} for comparison: {_usd(c.monthly_usd)} a month "
+                f"(budget {_usd(c.budget_usd)}), ${c.cost_per_daily_user:.2f} per daily user "
+                f"for {c.usage.daily_users:,.0f}; phase {rep.phase} is "
+                f"{_usd(env.monthly_usd - c.monthly_usd)} "
+                f"{'more' if env.monthly_usd >= c.monthly_usd else 'less'}.", ""]
+    out += ["Savings, apart from the total:", "", "| lever | a month | in the total | how |",
+            "|---|---|---|---|"]
+    out += [f"| {s.lever} | {_usd(s.monthly_usd)} | {'yes' if s.applied else 'no'} | {s.how} |"
+            for s in env.savings]
+    u = env.usage
+    out += ["", f"Usage (the seed's targets at month {u.month}, linear from the baseline to "
+            f"6 months): {u.daily_users:,.0f} daily users, {u.peak_concurrent_users:,.0f} at "
+            f"the peak, {u.monthly_traffic_gb:,.0f} GB of traffic a month, a "
+            f"{u.database_gb:,.0f} GB database. Assumptions (planner/cost.py `Assumptions`; "
+            "UNVERIFIED estimates): "
+            + "; ".join(f"{k} = {v:g}" for k, v in vars(a).items()) + ".", ""]
+    if env.fallbacks:
+        out += ["Priced at us-east-1's rate for want of a row in the table (run `sofacover "
+                "prices refresh --region R`): " + ", ".join(env.fallbacks) + ".", ""]
+    out += ["![cost](cost.png)", "", "<details><summary>Every line item</summary>", "",
+            "| stack | resource | item | quantity | unit | $/unit | a month | note |",
+            "|---|---|---|---|---|---|---|---|"]
+    for sc in env.stacks:
+        for li in sc.lines:
+            out.append(f"| {li.stack} | {li.resource} | {li.item} | {li.quantity:,.2f} | "
+                       f"{li.unit} | {li.unit_usd:g} | {li.monthly_usd:,.2f} | {li.note} |")
+    return out + ["", "</details>", ""]
+
+
+def _availability_md(rep: Report) -> list[str]:
+    av = rep.availability
+    out = ["## Availability", "",
+           "From the providers' published SLAs (monthly uptime commitments; a floor, not a "
+           "measurement). Series multiply; regions are in parallel with the failover time "
+           "each outage costs; the primary's data tier has the cross-region replicas as "
+           "standbys behind a manual promotion (docs/runbook-dr.md).", "",
+           "| stack | in series | availability |", "|---|---|---|"]
+    for s in av.stacks:
+        if not (s.serving or s.data):
+            continue
+        parts = ", ".join(f"{p.name} {p.availability * 100:g}%" for p in s.serving + s.data)
+        out.append(f"| {s.stack} | {parts} | {_pct(s.availability)} |")
+    edge = f"{av.edge.name} {av.edge.availability * 100:g}%" if av.edge else "none"
+    used = sorted({p.sla for s in av.stacks for p in s.serving + s.data}
+                  | ({av.edge.sla} if av.edge else set()))
+    out += ["", "SLAs used: " + "; ".join(
+        f"{k} {avail.SLAS[k].percent:g}% ({avail.SLAS[k].source}"
+        + (f", {avail.SLAS[k].note}" if avail.SLAS[k].note else "") + ")" for k in used) + ".",
+        "", f"Edge: {edge}; region failover: "
+        f"{f'{av.failover_s:g} s (the load balancer monitor)' if av.failover_s else 'none'}; "
+        f"mean outage {av.assumptions.mttr_s:g} s and replica promotion "
+        f"{av.assumptions.promotion_s:g} s (UNVERIFIED estimates).",
+        f"Write path {_pct(av.write_path)}, read path {_pct(av.read_path)}.", ""]
+    return out
+
+
+def _connections_md(rep: Report) -> list[str]:
+    out = ["## Connection budget", "",
+           "Every PgBouncer pool as rendered in the plan, times the processes that may run "
+           "it at once, against the database's max_connections less PostgreSQL's "
+           "superuser_reserved_connections (config.models.pool_budget_problem).", "",
+           "| database | max_connections | usable | pools | server connections | verdict |",
+           "|---|---|---|---|---|---|"]
+    for d in rep.connections.databases:
+        pools = "; ".join(f"{p.stack}/{p.name}: {p.per_instance} x {p.instances} "
+                          f"({p.runs_on})" for p in d.pools) or "none"
+        verdict = ("not set: RDS's default formula" if d.max_connections is None
+                   else d.problem or "fits")
+        out.append(f"| {d.stack} {d.resource} | {d.max_connections or '-'} | "
+                   f"{d.usable if d.usable is not None else '-'} | {pools} | {d.used} | "
+                   f"{verdict} |")
+    for p in rep.connections.unmatched:
+        out.append(f"| (no planned database) {p.host} | - | - | {p.stack}/{p.name} | "
+                   f"{p.server_connections} | pool points at no database of this plan |")
+    return out + [""]
+
+
+# === pictures =================================================================================
+
+def _pyplot():  # noqa: ANN202 - matplotlib's module
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display
+    import matplotlib.pyplot as plt
+
+    # parse_math off: "$" in a label is a dollar, not the start of TeX math.
+    plt.rcParams.update({"font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "text.parse_math": False})
+    return plt
+
+
+def timeline_png(rep: Report, path: Path) -> None:
+    plt = _pyplot()
+    sims = [(s, r) for s, r in rep.capacity.items() if r is not None]
+    n = max(1, len(sims))
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n + 0.8, 6.4), sharex=True, squeeze=False)
+    for col, (stack, res) in enumerate(sims):
+        rows = res.timeline
+        end = min(len(rows), max(KPI_S * 3, (res.seconds or 0) + 120))
+        rows = rows[:end]
+        t = [r.t for r in rows]
+        top, bottom = axes[0][col], axes[1][col]
+        unit = "pods" if res.platform == "kubernetes" else "instances"
+        top.step(t, [r.desired for r in rows], where="post", label="desired", color="#999")
+        top.step(t, [r.total for r in rows], where="post", label="created", color="#4C72B0")
+        top.step(t, [r.ready for r in rows], where="post", label="ready", color="#2CA02C",
+                 linewidth=2)
+        verdict = ("PASS" if res.meets(KPI_S) else "MISS")
+        took = f"{res.seconds} s" if res.seconds is not None else "not reached"
+        top.set_title(f"{stack} ({res.platform}): {took} {verdict}", fontsize=10,
+                      color="#2CA02C" if res.meets(KPI_S) else "#D62728")
+        top.set_ylabel(unit)
+        bottom.step(t, [r.nodes_ready for r in rows], where="post", label="nodes ready",
+                    color="#8C564B", linewidth=2)
+        bottom.step(t, [r.nodes_ready + r.nodes_launching for r in rows], where="post",
+                    label="nodes incl. launching", color="#E377C2")
+        ratio = [r.capacity / r.demand if r.demand else 0 for r in rows]
+        twin = bottom.twinx()
+        twin.plot(t, [min(x, 2) * 100 for x in ratio], color="#FF7F0E", linestyle=":",
+                  label="capacity / demand %")
+        twin.set_ylim(0, 210)
+        twin.set_ylabel("capacity / demand, %")
+        bottom.set_ylabel("nodes" if res.platform == "kubernetes" else "instances")
+        bottom.set_xlabel(f"seconds after the {rep.load:g}x step")
+        for ax in (top, bottom):
+            ax.axvline(KPI_S, color="#D62728", linestyle="--", linewidth=1)
+            ax.grid(alpha=0.3)
+        top.text(KPI_S, top.get_ylim()[1] * 0.97, f" KPI {KPI_S} s", color="#D62728",
+                 va="top", fontsize=8)
+        if col == 0:
+            top.legend(loc="upper left", fontsize=8, framealpha=0.9)
+            handles = bottom.get_legend_handles_labels()
+            more = twin.get_legend_handles_labels()
+            bottom.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left",
+                          fontsize=8, framealpha=0.9)
+    if not sims:
+        axes[0][0].text(0.5, 0.5, "no serving stack in this scope", ha="center")
+    fig.suptitle(f"{rep.scope}, phase {rep.phase}: replicas and nodes through a "
+                 f"{rep.load:g}x load step", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+CATEGORY_COLORS = {"compute": "#4C72B0", "database": "#DD8452", "storage": "#55A868",
+                   "bandwidth": "#C44E52", "monitoring": "#8172B3", "network": "#937860",
+                   "security": "#DA8BC3", "edge": "#8C8C8C"}
+
+
+def cost_png(rep: Report, path: Path) -> None:
+    plt = _pyplot()
+    phases = sorted([rep.cost] + ([rep.compare] if rep.compare else []),
+                    key=lambda e: e.phase)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2),
+                                      gridspec_kw={"width_ratios": [1, 1.6]})
+    labels = ["seed today"] + [f"phase {e.phase}" for e in phases]
+    columns = [dict(seed.BUDGET_BASELINE_USD)] + [e.by_category() for e in phases]
+    bottoms = [0.0] * len(columns)
+    for cat in costs.CATEGORIES:
+        vals = [col.get(cat, 0.0) for col in columns]
+        if not any(vals):
+            continue
+        left.bar(labels, vals, bottom=bottoms, color=CATEGORY_COLORS[cat], label=cat,
+                 width=0.6)
+        bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+    budgets = [sum(seed.BUDGET_BASELINE_USD.values())] + [e.budget_usd for e in phases]
+    for i, (b, total) in enumerate(zip(budgets, bottoms, strict=True)):
+        left.hlines(b, i - 0.38, i + 0.38, color="black", linestyle="--", linewidth=1.5)
+        left.text(i, max(b, total) * 1.02, f"${total:,.0f}\nbudget ${b:,.0f}", ha="center",
+                  va="bottom", fontsize=8)
+    left.set_ylim(0, max(max(bottoms), max(budgets)) * 1.22)
+    left.set_ylabel("USD a month")
+    left.set_title("Monthly cost by category (dashed: the seed's budget)")
+    left.legend(fontsize=8, loc="upper left")
+    left.grid(axis="y", alpha=0.3)
+    # Right: the report's phase, by stack and category (horizontal, so names read).
+    stacks = [s for s in rep.cost.stacks if s.monthly_usd > 0]
+    names = [s.stack for s in stacks]
+    lefts = [0.0] * len(stacks)
+    for cat in costs.CATEGORIES:
+        vals = [s.by_category().get(cat, 0.0) for s in stacks]
+        if any(vals):
+            right.barh(names, vals, left=lefts, color=CATEGORY_COLORS[cat], label=cat)
+            lefts = [a + v for a, v in zip(lefts, vals, strict=True)]
+    for y, total in enumerate(lefts):
+        right.text(total, y, f"  ${total:,.0f}", va="center", fontsize=8)
+    right.set_xlim(0, max(lefts or [1]) * 1.18)
+    right.invert_yaxis()
+    right.set_xlabel("USD a month")
+    right.set_title(f"Phase {rep.phase} by stack: ${rep.cost.monthly_usd:,.0f} a month, "
+                    f"${rep.cost.cost_per_daily_user:.2f} per daily user")
+    right.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{rep.scope}: list prices of {rep.cost.price_date}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _components(plan: StackPlan) -> list[str]:
+    """What a stack runs, in words, from its planned resources."""
+    types = {r.type for r in plan.resources if not r.read}
+    out = []
+    if "aws:lb/loadBalancer:LoadBalancer" in types:
+        out.append("ALB")
+    for r in plan.resources:
+        if r.type == costs.ASG and not r.read:
+            lt = next((x.inputs for x in plan.resources if x.type == costs.LAUNCH_TEMPLATE),
+                      {})
+            kind = "EKS nodes" if "aws:eks/cluster:Cluster" in types else "EC2"
+            out.append(f"{kind} {lt.get('instanceType', '')} x{r.inputs.get('minSize')}-"
+                       f"{r.inputs.get('maxSize')}")
+    if "aws:eks/cluster:Cluster" in types:
+        hpas = [r for r in plan.resources if r.type == costs.HPA]
+        out.append(f"EKS, {len(hpas)} services (HPA)")
+    for r in plan.resources:
+        if r.type == "aws:rds/instance:Instance":
+            role = "replica" if r.inputs.get("replicateSourceDb") else "primary"
+            az = "Multi-AZ" if r.inputs.get("multiAz") else "Single-AZ"
+            out.append(f"RDS {role} {r.inputs.get('instanceClass')} {az}")
+        elif r.type == ("aws:rds/instanceAutomatedBackupsReplication:"
+                        "InstanceAutomatedBackupsReplication"):
+            out.append(f"backups copied to {r.inputs.get('region')}")
+        elif r.type == "aws:elasticache/replicationGroup:ReplicationGroup":
+            out.append(f"Redis {r.inputs.get('nodeType')} x{r.inputs.get('numCacheClusters')}")
+    if any(r.type == "kubernetes:core/v1:ConfigMap" and "pgbouncer.ini" in
+           (r.inputs.get("data") or {}) for r in plan.resources) or any(
+            r.type == "aws:ssm/parameter:Parameter" and "[databases]" in
+            str(r.inputs.get("insecureValue") or "") for r in plan.resources):
+        out.append("PgBouncer")
+    return out
+
+
+BOX_TOP = 4.9
+
+
+def environment_png(rep: Report, path: Path) -> None:
+    """Regions as columns (their components inside), the edge above, links as arrows:
+    users to the edge, the edge to each serving region, the primary's database to its
+    replicas and its backup copy."""
+    plt = _pyplot()
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    regional = [p for p in rep.plans if p.region]
+    edge_plans = [p for p in rep.plans if not p.region]
+    n = max(1, len(regional))
+    width = 3.3
+    fig_w = max(8.0, n * (width + 0.5) + 0.8)
+    fig, ax = plt.subplots(figsize=(fig_w, 7.2))
+    ax.set_xlim(0, fig_w)
+    ax.set_ylim(0, 7.2)
+    ax.axis("off")
+    serving = {s for s, r in rep.capacity.items() if r is not None}
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    primary_db: tuple[float, float] | None = None
+    replica_dbs: list[tuple[float, float]] = []
+    for i, plan in enumerate(regional):
+        x = 0.5 + i * (width + 0.5)
+        comps = _components(plan)
+        height = 0.7 + 0.42 * max(1, len(comps))
+        y = BOX_TOP - height
+        is_serving = plan.stack in serving
+        ax.add_patch(FancyBboxPatch((x, y), width, height, boxstyle="round,pad=0.05",
+                                    facecolor="#EAF2FB" if is_serving else "#F4F4F4",
+                                    edgecolor="#4C72B0" if is_serving else "#999"))
+        ax.text(x + width / 2, y + height - 0.25, f"{plan.region}", ha="center",
+                fontsize=10, fontweight="bold")
+        ax.text(x + width / 2, y + height - 0.52,
+                f"{plan.stack} ({plan.role}{', serving' if is_serving else ''})",
+                ha="center", fontsize=8, color="#555")
+        for j, comp in enumerate(comps):
+            cy = y + height - 0.95 - j * 0.42
+            ax.text(x + 0.2, cy, "• " + comp, fontsize=8.5, va="center")
+            if comp.startswith("RDS primary"):
+                primary_db = (x + width / 2, y - 0.08)
+            elif comp.startswith("RDS replica"):
+                replica_dbs.append((x + width / 2, y - 0.08))
+        boxes[plan.stack] = (x, y, width, height)
+    # The edge (Cloudflare) above, with the users.
+    ex, ey, ew, eh = fig_w / 2 - 2.4, 5.3, 4.8, 0.8
+    edge_label = "no CDN / edge in this scope"
+    if edge_plans or rep.availability.edge:
+        cfg = next((p.config for p in rep.plans if p.config is not None and
+                    p.config.edge is not None), None)
+        plan_name = cfg.edge.plan if cfg is not None and cfg.edge is not None else "?"
+        lb = " + geo load balancer" if rep.availability.failover_s else ""
+        edge_label = f"Cloudflare ({plan_name}): DNS, CDN cache, WAF{lb}"
+    ax.add_patch(FancyBboxPatch((ex, ey), ew, eh, boxstyle="round,pad=0.05",
+                                facecolor="#FFF4E5", edgecolor="#FF7F0E"))
+    ax.text(ex + ew / 2, ey + eh / 2, edge_label, ha="center", va="center", fontsize=9)
+    ax.text(ex + ew / 2, 6.75, "users", ha="center", fontsize=10, fontweight="bold")
+    ax.add_patch(FancyArrowPatch((ex + ew / 2, 6.65), (ex + ew / 2, ey + eh + 0.05),
+                                 arrowstyle="-|>", mutation_scale=12, color="#333"))
+    for stack, (x, y, w, h) in boxes.items():
+        if stack in serving:
+            ax.add_patch(FancyArrowPatch((ex + ew / 2, ey - 0.05), (x + w / 2, y + h + 0.05),
+                                         arrowstyle="-|>", mutation_scale=12,
+                                         color="#FF7F0E", linewidth=1.2))
+    if primary_db is not None and replica_dbs:
+        for rx, ry in replica_dbs:
+            ax.add_patch(FancyArrowPatch(primary_db, (rx, ry), connectionstyle="arc3,rad=0.1",
+                                         arrowstyle="-|>", mutation_scale=10,
+                                         color="#DD8452", linestyle="--"))
+        ax.text(fig_w - 0.5, 0.05, "dashed: the primary's database replicating to the read "
+                "replicas", fontsize=8, color="#DD8452", ha="right")
+    totals = rep.cost
+    ax.text(0.5, 0.05, f"phase {rep.phase}: {_usd(totals.monthly_usd)} a month; "
+            f"availability {_pct(rep.availability.availability)} (write path)", fontsize=9,
+            color="#333")
+    ax.set_title(f"{rep.scope}, phase {rep.phase}: regions, components and links",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(rep: Report, out_dir: Path) -> list[Path]:
+    """Write the five files into `out_dir` (created if missing); returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f for f in FILES]
+    paths[0].write_text(markdown(rep))
+    paths[1].write_text(json.dumps(as_json(rep), indent=2) + "\n")
+    timeline_png(rep, paths[2])
+    cost_png(rep, paths[3])
+    environment_png(rep, paths[4])
+    return paths
+
+
+def check_out_dir(out_dir: Path) -> str | None:
+    """Why `out_dir` cannot take the report, or None."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out {out_dir}: is a file; give a folder"
+    parent = out_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        return f"--out {out_dir}: {parent} is not a writable folder"
+    return None
