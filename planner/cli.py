@@ -220,6 +220,12 @@ def report(
     ] = 10.0,
     timeline: Annotated[bool, typer.Option(
         "--timeline", help="Also print the timeline, one row per 15 s.")] = False,
+    compare_phase: Annotated[int | None, typer.Option(
+        "--compare-phase", min=1, max=3,
+        help="Also cost the plan at phase M, to set against --phase.")] = None,
+    out_dir: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for report.md, report.json and the pictures.",
+        file_okay=True, dir_okay=True)] = Path("report"),
     project_dir: Annotated[Path | None, typer.Option(
         "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
         exists=True, file_okay=False)] = None,
@@ -228,11 +234,15 @@ def report(
     seed's 2-minute KPI, and the setting that binds when it misses (planner/capacity.py)."""
     from config import seed
     from planner import capacity
+    from planner import report as report_files
 
     err = _stderr()
     if stack is not None and env is not None:
         err.print("error: --stack and --env are exclusive: report one stack, or every "
                   "serving stack of an environment")
+        raise typer.Exit(2)
+    if (problem := report_files.check_out_dir(out_dir)) is not None:
+        err.print(f"error: {problem}", markup=False)
         raise typer.Exit(2)
     with _config_errors(err):
         project = Project(project_dir or _default_project())
@@ -255,8 +265,10 @@ def report(
               f"node launch and join {timing.node_launch_s} s, EC2 launch "
               f"{timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s, "
               f"CloudWatch delay {timing.cloudwatch_delay_s} s", markup=False)
+    results: dict[str, capacity.Result] = {}
     for cfg in serving:
         result = capacity.analyse_stack(cfg, load=load, timing=timing, kpi_s=kpi)
+        results[cfg.stack] = result
         took = (f"{result.seconds} s" if result.seconds is not None
                 else f"not within {timing.horizon_s} s")
         verdict = "PASS" if result.meets(kpi) else "MISS"
@@ -278,6 +290,24 @@ def report(
                               f"{row.capacity:>9.0f} {row.ready:>6} {row.total:>6} "
                               f"{row.pending:>8} {row.desired:>8} {row.nodes_ready:>6} "
                               f"{row.nodes_launching:>10}", markup=False)
+    # The files: the plan of the same scope (and of --compare-phase), priced and composed.
+    with _config_errors(err):
+        try:
+            scope_env = None if stack is not None else env or DEFAULT_STACK
+            plans = plan_stacks(project, stack=stack, env=scope_env, phase=phase)
+            compare = (plan_stacks(project, stack=stack, env=scope_env, phase=compare_phase)
+                       if compare_phase is not None else None)
+        except (ConfigError, ProjectError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the program failed: say why, not where
+            err.print(f"error: the program failed while planning: {exc}", markup=False)
+            raise typer.Exit(1) from None
+    scope = f"stack {stack}" if stack is not None else f"environment {scope_env}"
+    rep = report_files.build(plans, scope=scope, load=load, compare_plans=compare,
+                             analyse=lambda plan: results[plan.stack])
+    paths = report_files.write(rep, out_dir)
+    out.print(f"report written to {out_dir}: {', '.join(p.name for p in paths)}",
+              markup=False)
 
 
 @app.command()
