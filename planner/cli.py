@@ -363,6 +363,15 @@ def capacity(
                   markup=False)
 
 
+def _prices_app() -> typer.Typer:
+    from planner.prices import app as prices_app  # its command imports boto3 when run
+
+    return prices_app
+
+
+app.add_typer(_prices_app(), name="prices")
+
+
 @app.callback()
 def _root() -> None:
     """SofaCover infrastructure tools (run `sofacover plan --help`)."""
