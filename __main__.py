@@ -62,14 +62,19 @@ class AppTier:
     (the cluster's provider, which waits for the nodes)."""
 
 
+def default_tags(cfg: StackConfig) -> dict[str, str]:
+    """The AWS provider's default tags: the program's four keys, then the stack's own."""
+    return {**dict(zip(DEFAULT_TAG_KEYS, (pulumi.get_project(), cfg.environment, cfg.stack,
+                                          "pulumi"), strict=True)), **cfg.tags}
+
+
 def regional(cfg: StackConfig) -> None:
     import pulumi_aws as aws
 
     from components.network import Network, NetworkArgs
 
     # The config keeps cfg.tags clear of these keys and within AWS's 50 with them.
-    tags = {**dict(zip(DEFAULT_TAG_KEYS, (pulumi.get_project(), cfg.environment, cfg.stack,
-                                          "pulumi"), strict=True)), **cfg.tags}
+    tags = default_tags(cfg)
     # An explicit provider, handed to every component, so the region and default tags are
     # decided here once; components never read the region themselves.
     provider = aws.Provider(f"aws-{cfg.region}", region=cfg.region,
@@ -126,7 +131,8 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
     prod = cfg.environment == "prod"
     placement = dict(vpc_id=network.vpc_id, vpc_cidr=network.vpc_cidr,
                      public_subnet_ids=network.public_subnet_ids,
-                     private_subnet_ids=network.private_subnet_ids, deletion_protection=prod)
+                     private_subnet_ids=network.private_subnet_ids, deletion_protection=prod,
+                     group_tags=default_tags(cfg))
     eks = namespaces = None
     if cfg.compute.platform == "kubernetes":
         # Imported here: pulumi_kubernetes costs import time a plain-EC2 stack need not pay.

@@ -125,6 +125,10 @@ class ComputeArgs:
     deletion_protection: bool = True
     access_log_days: int = 90
     tags: dict[str, str] = field(default_factory=dict)
+    group_tags: dict[str, str] = field(default_factory=dict)
+    """The provider's default tags, copied onto the Auto Scaling group (propagated to its
+    instances): the AWS provider's default_tags do not reach aws_autoscaling_group (its
+    tags are blocks; the SDK's Group has no tags_all, unlike the resources it tags)."""
 
     @classmethod
     def from_config(cls, cfg: ComputeConfig, *, vpc_id: pulumi.Input[str],
@@ -593,7 +597,7 @@ class Compute(pulumi.ComponentResource):
                              "GroupPendingInstances", "GroupTotalInstances"],
             metrics_granularity="1Minute",
             tags=[{"key": k, "value": v, "propagate_at_launch": True}
-                  for k, v in {**tags, "Name": name}.items()]
+                  for k, v in {**args.group_tags, **tags, "Name": name}.items()]
             + [{"key": k, "value": v, "propagate_at_launch": False}
                for k, v in args.autoscaler_tags],
             # Scaling owns the desired capacity once the group exists.

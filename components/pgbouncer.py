@@ -423,6 +423,9 @@ class PgBouncer(pulumi.ComponentResource):
             name="fetch-rds-ca", image=CURL_IMAGE,
             command=["curl", "--fail", "--silent", "--show-error", "--retry", "5",
                      "--output", RDS_CA_FILE, RDS_CA_URL],
+            # Requests on init containers too: the scheduler counts the largest of them.
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "32Mi"}),
             security_context=restricted,
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ca", mount_path=RDS_CA_DIR)])
         exporter = k8s.core.v1.ContainerArgs(
@@ -436,6 +439,14 @@ class PgBouncer(pulumi.ComponentResource):
             ports=[k8s.core.v1.ContainerPortArgs(name="metrics", container_port=EXPORTER_PORT)],
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "50m", "memory": "32Mi"}, limits={"memory": "64Mi"}),
+            # TCP, not /metrics: the exporter answers /metrics (pgbouncer_up 0) even when
+            # PgBouncer is down, and restarting the exporter would not help then.
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=EXPORTER_PORT),
+                period_seconds=10),
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=EXPORTER_PORT),
+                period_seconds=20, failure_threshold=3),
             security_context=restricted)
 
         selector = pod_selector(name)
