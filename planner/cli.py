@@ -16,10 +16,12 @@ from rich.console import Console
 
 from config import ConfigError
 from planner import diff as plan_diff
+from planner import policy as plan_policy
 from planner import preflight
 from planner.engine import StackPlan, plan_stack
 from planner.project import Project, ProjectError, references
 from planner.render import print_findings, print_plans, program_warnings, write_json
+from policy.exceptions import PolicyExceptionError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SofaCover infrastructure tools.")
@@ -170,6 +172,12 @@ def plan(
             err.print(f"[red]error: the program failed while planning:[/] {exc}")
             raise typer.Exit(1) from None
     findings = preflight.check(plans, today=today)
+    try:
+        policy_report = plan_policy.check(plans)
+    except PolicyExceptionError as exc:
+        for line in str(exc).splitlines():
+            err.print(f"error: policy/{line}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     diffs = None if old_state is None else plan_diff.diff(plans, old_state)
     with _stdout() as out:
         print_plans(plans, out)
@@ -177,8 +185,12 @@ def plan(
             for line in plan_diff.lines(diffs, diff_from):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         print_findings(findings, out, plans)
+        plan_policy.print_report(policy_report, out)
     if json_file is not None:
         write_json(plans, json_file, findings)
+        doc = json.loads(json_file.read_text())  # the policy findings join the plan's JSON
+        doc["policy"] = policy_report.as_json()
+        json_file.write_text(json.dumps(doc, indent=2) + "\n")
         if diffs is not None:  # the diff joins the plan's JSON under "diff"
             doc = json.loads(json_file.read_text())
             doc["diff"] = {"from": str(diff_from), "stacks": [d.as_json() for d in diffs]}
@@ -190,9 +202,9 @@ def plan(
                   "hold data (DESTROYS DATA above); rerun with --allow-destroy if that is "
                   "intended", markup=False, soft_wrap=True)
         raise typer.Exit(plan_diff.EXIT_DESTROYS_DATA)
-    if any(f.severity == "error" for f in findings):
+    if any(f.severity == "error" for f in findings) or policy_report.mandatory:
         raise typer.Exit(1)
-    if strict and (findings or program_warnings(plans)):
+    if strict and (findings or program_warnings(plans) or policy_report.advisory):
         err.print("error: --strict: the run has warnings (listed at the end of the plan)",
                   markup=False)
         raise typer.Exit(1)
