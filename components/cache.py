@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import ValidationError
 
+from components.kms import LogGroupArgs, encrypted_log_group, key_policy
 from components.shared import port_security_group
 from config.models import CacheConfig
 
@@ -130,8 +131,9 @@ class Cache(pulumi.ComponentResource):
         def tags(role: str) -> dict[str, str]:
             return {**args.tags, "Name": f"{name}-{role}"}
 
-        key = aws.kms.Key(f"{name}-kms", description=f"{name}: ElastiCache at rest",
+        key = aws.kms.Key(f"{name}-kms", description=f"{name}: ElastiCache at rest, slow log",
                           enable_key_rotation=True, deletion_window_in_days=30,
+                          policy=key_policy(self, via_services=("elasticache",), logs=True),
                           tags=tags("kms"), opts=protected)
         sg = port_security_group(
             f"{name}-sg", vpc_id=args.vpc_id, port=PORT, what=f"{name}: Redis",
@@ -146,9 +148,10 @@ class Cache(pulumi.ComponentResource):
                     name="cluster-enabled", value="yes" if args.cluster_mode else "no"),
             ],
             tags=tags("params"), opts=child)
-        slow_log = aws.cloudwatch.LogGroup(
-            f"{name}-slow-log", retention_in_days=args.slow_log_retention_days,
-            tags=tags("slow-log"), opts=child)
+        # Encrypted with the cache's key (its policy lets CloudWatch Logs use it).
+        slow_log = encrypted_log_group(f"{name}-slow-log", LogGroupArgs(
+            retention_days=args.slow_log_retention_days, kms_key_arn=key.arn,
+            tags=tags("slow-log")), child)
 
         topology: dict = (
             dict(cluster_mode="enabled", num_node_groups=args.num_shards,

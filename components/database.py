@@ -29,6 +29,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import DEFAULT_LOG_RETENTION_DAYS, LogGroupArgs, encrypted_log_group, key_policy
 from components.shared import port_security_group
 from config.models import (  # noqa: F401 - the gp3 numbers are re-exported for the tests
     GP3_IOPS_THRESHOLD_GB,
@@ -41,6 +42,8 @@ from config.models import (  # noqa: F401 - the gp3 numbers are re-exported for 
 
 PORT = 5432
 LOG_EXPORTS = ["postgresql", "upgrade"]
+# The CA of the instance's server certificate; clients (PgBouncer) trust its region's root.
+RDS_CA_IDENTIFIER = "rds-ca-rsa2048-g1"
 ENHANCED_MONITORING_POLICY = "policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
 Mode = Literal["primary", "replica", "promoted"]
@@ -252,6 +255,7 @@ class Database(pulumi.ComponentResource):
         key = aws.kms.Key(
             f"{name}-kms", description=f"{name}: RDS storage, Performance Insights, secret",
             enable_key_rotation=True, deletion_window_in_days=30, tags=tags("kms"),
+            policy=key_policy(self, via_services=("rds", "secretsmanager"), logs=True),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
         aws.kms.Alias(f"{name}-kms-alias", name=f"alias/{name}-rds", target_key_id=key.key_id,
                       opts=child)
@@ -298,7 +302,7 @@ class Database(pulumi.ComponentResource):
             performance_insights_retention_period=args.performance_insights_retention_days,
             monitoring_interval=args.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role.arn,
-            ca_cert_identifier="rds-ca-rsa2048-g1",
+            ca_cert_identifier=RDS_CA_IDENTIFIER,
             tags=tags("db"),
         )
         if mode == "replica":
@@ -317,9 +321,21 @@ class Database(pulumi.ComponentResource):
                              db_name=args.db_name, username=args.username)
             # promoted: engine, version, user and database came from the primary; naming
             # them again would show as a replacement.
+        # RDS writes the exports to /aws/rds/instance/<identifier>/<log>, creating the group
+        # without a key unless it exists: so the identifier is fixed (not autonamed) and the
+        # groups come first, encrypted with the instance's key. Source: RDS user guide,
+        # "Publishing PostgreSQL logs to Amazon CloudWatch Logs",
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_LogAccess.Concepts.PostgreSQL.html
+        identifier = f"{name}-db"
+        log_groups = [encrypted_log_group(
+            f"{name}-log-{export}", LogGroupArgs(
+                name=f"/aws/rds/instance/{identifier}/{export}",
+                retention_days=DEFAULT_LOG_RETENTION_DAYS, kms_key_arn=key.arn,
+                tags=tags(f"log-{export}")), child) for export in LOG_EXPORTS]
         instance = aws.rds.Instance(
-            f"{name}-db", **common, **extra,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            f"{name}-db", identifier=identifier, **common, **extra,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        depends_on=log_groups))
 
         if args.backup_replication_region is not None:
             dest = args.backup_replication_region
@@ -327,6 +343,7 @@ class Database(pulumi.ComponentResource):
                 f"{name}-backup-kms", region=dest, enable_key_rotation=True,
                 deletion_window_in_days=30,
                 description=f"{name}: replicated automated backups in {dest}",
+                policy=key_policy(self, via_services=("rds",), region=dest),
                 tags=tags("backup-kms"),
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
             # `region=` (pulumi-aws 7) rather than a second provider: the stack's provider,

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.kms import DEFAULT_LOG_RETENTION_DAYS, LogGroupArgs, encrypted_log_group, key_policy
 from config.models import KubernetesConfig
 
 CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
@@ -155,9 +156,19 @@ class Eks(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
 
-        key = aws.kms.Key(f"{name}-secrets-key", description=f"{name}: EKS secrets",
+        key = aws.kms.Key(f"{name}-secrets-key",
+                          description=f"{name}: EKS secrets, control-plane logs",
                           enable_key_rotation=True, deletion_window_in_days=30,
+                          policy=key_policy(self, via_services=("eks",), logs=True),
                           tags=args.tags, opts=child)
+        # EKS writes control-plane logs to /aws/eks/<cluster>/cluster and creates that group
+        # without a key unless it exists: the cluster's name is fixed (not autonamed) and the
+        # group comes first. Source: EKS user guide, "Send control plane logs to CloudWatch
+        # Logs", https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html
+        cluster_name = f"{name}-cluster"
+        log_group = encrypted_log_group(f"{name}-cluster-logs", LogGroupArgs(
+            name=f"/aws/eks/{cluster_name}/cluster", retention_days=DEFAULT_LOG_RETENTION_DAYS,
+            kms_key_arn=key.arn, tags=args.tags), child)
         cluster_role = aws.iam.Role(f"{name}-cluster-role",
                                     assume_role_policy=_trust("eks.amazonaws.com"),
                                     tags=args.tags, opts=child)
@@ -166,7 +177,7 @@ class Eks(pulumi.ComponentResource):
                                                     opts=child)
                        for i, arn in enumerate(CLUSTER_POLICIES)]
         cluster = aws.eks.Cluster(
-            f"{name}-cluster", version=args.version, role_arn=cluster_role.arn,
+            f"{name}-cluster", name=cluster_name, version=args.version, role_arn=cluster_role.arn,
             vpc_config={"subnet_ids": args.subnet_ids, "endpoint_private_access": True,
                         "endpoint_public_access": bool(args.public_access_cidrs),
                         # Omitted when private: EKS would fill in its default, 0.0.0.0/0.
@@ -177,7 +188,7 @@ class Eks(pulumi.ComponentResource):
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(LOG_TYPES),
             deletion_protection=args.deletion_protection, tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, log_group]))
 
         node_role = aws.iam.Role(f"{name}-node-role",
                                  assume_role_policy=_trust("ec2.amazonaws.com"),

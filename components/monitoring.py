@@ -17,7 +17,6 @@ so alarms would fail to notify in silence. A customer-managed key costs $1 a mon
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.kms import key_policy
 from config import seed
 from config.thresholds import (
     METRICS,
@@ -156,30 +156,6 @@ def _kubernetes_provider(args: MonitoringArgs,
                  and p.package == "kubernetes"), None)
 
 
-def _key_policy(ids: list[str]) -> str:
-    partition, account = ids
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {   # The default key policy: the account (its IAM policies) administers the key,
-                # so it can never become unmanageable.
-                "Sid": "AccountAdministers",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {   # What CloudWatch needs to publish alarm notifications to the encrypted topic.
-                "Sid": "CloudWatchAlarmsPublish",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-            },
-        ],
-    })
-
-
 def arn_resource_id(arn: str) -> str:
     """The last part of an ARN: `...:replicationgroup:sofacover-prod` -> `sofacover-prod`."""
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
@@ -219,14 +195,12 @@ class Monitoring(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         tags = {**args.tags}
 
-        partition = aws.get_partition_output(opts=invoke).partition
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
         region = aws.get_region_output(opts=invoke).region
 
         key = aws.kms.Key(
             f"{name}-alerts-key", description=f"{name}: encrypts the alert topic",
             enable_key_rotation=True, deletion_window_in_days=30,
-            policy=pulumi.Output.all(partition, account_id).apply(_key_policy),
+            policy=key_policy(self, cloudwatch_alarms=True),
             tags={**tags, "Name": f"{name}-alerts-key"}, opts=child)
         aws.kms.Alias(f"{name}-alerts-key-alias", name=f"alias/{name}-alerts",
                       target_key_id=key.key_id, opts=child)

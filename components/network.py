@@ -17,6 +17,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import LogGroupArgs, encrypted_log_group, key_policy
 from config.models import NetworkConfig
 
 TIERS = ("public", "private", "data")
@@ -221,9 +222,15 @@ class Network(pulumi.ComponentResource):
             route_table_ids=[rt.id for rt in private_rts], tags=tags("s3-endpoint"), opts=child)
 
         if args.flow_logs_enabled:
-            log_group = aws.cloudwatch.LogGroup(
-                f"{name}-flow-logs", retention_in_days=args.flow_logs_retention_days,
-                tags=tags("flow-logs"), opts=child)
+            # Encrypted with a customer-managed key whose policy lets CloudWatch Logs of this
+            # region use it (components/kms.py has the statement and its source).
+            key = aws.kms.Key(f"{name}-flow-logs-key", description=f"{name}: VPC flow logs",
+                              enable_key_rotation=True, deletion_window_in_days=30,
+                              policy=key_policy(self, logs=True), tags=tags("flow-logs-key"),
+                              opts=child)
+            log_group = encrypted_log_group(f"{name}-flow-logs", LogGroupArgs(
+                retention_days=args.flow_logs_retention_days, kms_key_arn=key.arn,
+                tags=tags("flow-logs")), child)
             role = aws.iam.Role(f"{name}-flow-logs-role",
                                 assume_role_policy=account_id.apply(_assume_role_policy),
                                 tags=tags("flow-logs-role"), opts=child)
