@@ -1,0 +1,300 @@
+"""planner/cost.py: the price table, usage from the seed, and hand-worked costs of small plans.
+
+The hand-worked cases price synthetic plans against a small table made here (round prices),
+so each expected figure is worked out in the test from the seed and that table, not copied
+from the code. One test runs the real dev plan: every priced resource it plans has a line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from config import seed
+from planner import cost
+from planner.engine import PlannedResource, StackPlan
+
+HOURS = 730
+
+
+def row(item: str, usd: float, region: str = "us-east-1", unit: str = "hour") -> dict:
+    return {"region": region, "item": item, "unit": unit, "usd": usd, "date": "2026-11-27",
+            "source": "https://example.com/test-table", "verified": True}
+
+
+TABLE = cost.parse_prices({"date": "2026-11-27", "hoursPerMonth": HOURS, "prices": [
+    row("ec2:m5.large", 0.1), row("ebs:gp3", 0.1, unit="GB-month"),
+    row("rds:db.m6i.2xlarge", 1.0), row("rds:multi-az-factor", 2.0, "global", "factor"),
+    row("rds:gp3", 0.1, unit="GB-month"), row("rds:gp3-multi-az", 0.2, unit="GB-month"),
+    row("rds:gp3-iops", 0.02, unit="IOPS-month"), row("rds:backup", 0.1, unit="GB-month"),
+    row("transfer:inter-region", 0.02, unit="GB"),
+    row("transfer:inter-region", 0.09, "ap-southeast-1", "GB"),
+    row("transfer:internet", 0.1, unit="GB"), row("alb:hour", 0.02), row("alb:lcu", 0.01),
+    row("nat:hour", 0.05), row("nat:gb", 0.05, unit="GB"),
+    row("discount:ec2-reserved-1y", 0.4, unit="fraction"),
+    row("discount:rds-reserved-1y", 0.3, unit="fraction"),
+    row("discount:ec2-spot", 0.5, unit="fraction"),
+]})
+
+
+def res(type_: str, name: str, inputs: dict, outputs: dict | None = None) -> PlannedResource:
+    return PlannedResource(urn=f"urn:{name}", type=type_, name=name, stack="s", region=None,
+                           parent=None, custom=True, provider=None, inputs=inputs,
+                           options={}, outputs=outputs or {})
+
+
+def plan(resources: list[PlannedResource], *, stack: str = "prod", phase: int = 3,
+         region: str = "us-east-1", role: str = "primary") -> StackPlan:
+    return StackPlan(stack, "sofacover", "prod", role, phase, region, resources=resources)
+
+
+def asg(min_size: int = 2, max_size: int = 8) -> list[PlannedResource]:
+    return [res(cost.ASG, "asg", {"minSize": min_size, "maxSize": max_size}),
+            res(cost.LAUNCH_TEMPLATE, "lt", {"instanceType": "m5.large",
+                                             "blockDeviceMappings": [
+                                                 {"ebs": {"volumeSize": 30}}]}),
+            res("aws:lb/loadBalancer:LoadBalancer", "alb",
+                {"loadBalancerType": "application"})]
+
+
+def lines(stack: cost.StackCost, item: str) -> list[cost.LineItem]:
+    return [li for li in stack.lines if li.item == item]
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def test_the_repository_table_is_dated_and_every_row_has_a_source_and_date():
+    table = cost.load_prices()
+    assert table.date and table.prices
+    for r in table.prices:
+        assert r.source.startswith("https://"), r.item
+        assert r.date <= table.date, r.item
+        assert r.verified or r.note, f"{r.item}: an unverified row must say why"
+    keys = [(r.item, r.region) for r in table.prices]
+    assert len(keys) == len(set(keys)), "one row per item and region"
+
+
+def test_the_table_prices_what_the_prod_plan_uses():
+    table = cost.load_prices()
+    for item in ("ec2:m5.large", "ec2:m5.xlarge", "rds:db.m6i.2xlarge",
+                 "elasticache:cache.r6g.large", "alb:hour", "alb:lcu", "nat:hour", "nat:gb",
+                 "eks:cluster", "cloudwatch:alarm", "kms:key", "s3:standard",
+                 "transfer:internet", "transfer:inter-region", "cloudflare:plan-business"):
+        assert table.usd(item, "us-east-1") >= 0
+
+
+def test_a_region_without_a_row_falls_back_to_us_east_1_and_says_so():
+    r, fallback = TABLE.row("ec2:m5.large", "eu-west-1")
+    assert (r.region, fallback) == ("us-east-1", True)
+    r, fallback = TABLE.row("transfer:inter-region", "ap-southeast-1")
+    assert (r.usd, fallback) == (0.09, False)
+    assert TABLE.row("rds:multi-az-factor", "eu-west-1") == (TABLE.row(
+        "rds:multi-az-factor", None)[0], False)
+
+
+def test_an_item_with_no_row_is_a_clear_error():
+    with pytest.raises(cost.PriceError, match="no price for 'ec2:x9.huge' in us-east-1"):
+        TABLE.row("ec2:x9.huge", "us-east-1")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"date": "2026-11-27", "prices": [{**row("a", 1), "usd": -1}]}, r"prices\.0\.usd"),
+    ({"date": "yesterday", "prices": []}, r"date"),
+    ({"date": "2026-11-27", "prices": [{**row("a", 1), "extra": 1}]}, r"prices\.0\.extra"),
+    (["not", "a", "mapping"], "expected a mapping"),
+])
+def test_a_malformed_table_names_the_key(data, message):
+    with pytest.raises(cost.PriceError, match=message):
+        cost.parse_prices(data, "t.yaml")
+
+
+# --- usage and budget from the seed --------------------------------------------------------------
+
+def test_the_seed_budget_as_written():
+    # The seed's budget table, as written: compute 500, database 300, storage 100,
+    # bandwidth 200, monitoring 50 today ($1,150); $4,550 projected at 6 months.
+    assert seed.BUDGET_BASELINE_USD == {"compute": 500, "database": 300, "storage": 100,
+                                        "bandwidth": 200, "monitoring": 50}
+    assert seed.BUDGET_SIX_MONTHS_USD == 4_550
+    assert cost.baseline_cost_per_user() == pytest.approx(1.15)
+
+
+def test_usage_at_the_end_of_phase_3_is_the_seeds_six_month_column():
+    u = cost.usage_for_phase(3)
+    s = seed.SIX_MONTHS
+    assert (u.daily_users, u.peak_concurrent_users, u.monthly_traffic_gb, u.database_gb) == (
+        s.daily_active_users, s.peak_concurrent_users, s.monthly_traffic_gb, s.database_gb)
+    assert cost.budget_for_phase(3) == seed.BUDGET_SIX_MONTHS_USD
+
+
+def test_usage_in_phase_1_is_a_third_of_the_way_from_the_baseline():
+    u = cost.usage_for_phase(1)
+    b, s = seed.BASELINE, seed.SIX_MONTHS
+    month = seed.PHASE_END_MONTH[1]
+    assert u.daily_users == pytest.approx(
+        b.daily_active_users + (s.daily_active_users - b.daily_active_users) * month / 6)
+    base = sum(seed.BUDGET_BASELINE_USD.values())
+    assert cost.budget_for_phase(1) == pytest.approx(
+        base + (seed.BUDGET_SIX_MONTHS_USD - base) * month / 6)
+
+
+def test_an_unknown_phase_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match="phase is 4; valid phases are 1, 2, 3"):
+        cost.usage_for_phase(4)
+
+
+def test_the_cost_per_user_target_is_the_seeds_reduction():
+    assert cost.target_cost_per_user() == pytest.approx(
+        cost.baseline_cost_per_user() * (1 - seed.COST_PER_USER_REDUCTION))
+
+
+# --- hand-worked stacks ------------------------------------------------------------------------
+
+def test_ec2_fleet_runs_its_minimum_off_peak_and_scales_with_the_peak_for_its_hours():
+    a = cost.Assumptions()
+    usage = cost.usage_for_phase(3)
+    sc = cost.stack_cost(plan(asg()), usage, TABLE, serving=1, edge=False, a=a)
+    peak = min(8, math.ceil(2 * usage.peak_concurrent_users / a.min_fleet_users))
+    average = (a.peak_hours_per_day * peak + (24 - a.peak_hours_per_day) * 2) / 24
+    (ec2,) = lines(sc, "ec2:m5.large")
+    assert ec2.quantity == pytest.approx(average * HOURS)
+    assert ec2.monthly_usd == pytest.approx(average * HOURS * 0.1)
+    (ebs,) = lines(sc, "ebs:gp3")
+    assert ebs.monthly_usd == pytest.approx(average * 30 * 0.1)
+    assert sc.fleet is not None and (sc.fleet.off_peak, sc.fleet.peak) == (2, peak)
+
+
+def test_the_peak_is_clamped_to_the_groups_maximum():
+    sc = cost.stack_cost(plan(asg(2, 3)), cost.usage_for_phase(3), TABLE, serving=1,
+                         edge=False)
+    assert sc.fleet is not None and sc.fleet.peak == 3
+
+
+def test_the_traffic_is_shared_among_the_serving_stacks():
+    a = cost.Assumptions()
+    usage = cost.usage_for_phase(3)
+    one = cost.stack_cost(plan(asg()), usage, TABLE, serving=1, edge=False, a=a)
+    four = cost.stack_cost(plan(asg()), usage, TABLE, serving=4, edge=False, a=a)
+    (e1,), (e4,) = lines(one, "transfer:internet"), lines(four, "transfer:internet")
+    assert e1.quantity == pytest.approx(usage.monthly_traffic_gb)
+    assert e4.quantity == pytest.approx(usage.monthly_traffic_gb / 4)
+    assert four.fleet is not None and four.fleet.peak == max(2, math.ceil(
+        2 * usage.peak_concurrent_users / 4 / a.min_fleet_users))
+
+
+def test_a_multi_az_database_pays_twice_the_hours_and_the_multi_az_storage_rate():
+    db = res("aws:rds/instance:Instance", "db", {
+        "instanceClass": "db.m6i.2xlarge", "multiAz": True, "allocatedStorage": 500,
+        "iops": 12_000, "backupRetentionPeriod": 30})
+    sc = cost.stack_cost(plan([db]), cost.usage_for_phase(3), TABLE, serving=0, edge=False)
+    (hours,) = lines(sc, "rds:db.m6i.2xlarge")
+    assert hours.monthly_usd == pytest.approx(2 * HOURS * 1.0)
+    (storage,) = lines(sc, "rds:gp3-multi-az")
+    assert storage.monthly_usd == pytest.approx(500 * 0.2)
+    # 12,000 IOPS are included from 400 GiB; 25 GB x (1 + 5% x 30 days) of backups fits
+    # inside the free 100% of the provisioned 500 GB.
+    assert not lines(sc, "rds:gp3-iops") and not lines(sc, "rds:backup")
+
+
+def test_iops_above_the_included_baseline_are_billed_twice_on_multi_az():
+    db = res("aws:rds/instance:Instance", "db", {
+        "instanceClass": "db.m6i.2xlarge", "multiAz": True, "allocatedStorage": 100,
+        "iops": 5_000, "backupRetentionPeriod": 1})
+    sc = cost.stack_cost(plan([db]), cost.usage_for_phase(1), TABLE, serving=0, edge=False)
+    (iops,) = lines(sc, "rds:gp3-iops")
+    assert iops.monthly_usd == pytest.approx((5_000 - 3_000) * 2 * 0.02)
+
+
+def test_a_cross_region_replica_pays_the_wal_transfer_at_the_source_regions_rate():
+    replica = res("aws:rds/instance:Instance", "replica", {
+        "instanceClass": "db.m6i.2xlarge", "multiAz": False, "allocatedStorage": 500,
+        "replicateSourceDb": "arn:aws:rds:ap-southeast-1:123456789012:db:primary"})
+    a = cost.Assumptions()
+    usage = cost.usage_for_phase(3)
+    sc = cost.stack_cost(plan([replica], region="us-east-1", role="secondary"), usage, TABLE,
+                         serving=0, edge=False, a=a)
+    (wal,) = lines(sc, "transfer:inter-region")
+    assert wal.region == "ap-southeast-1"
+    assert wal.monthly_usd == pytest.approx(usage.database_gb * a.replication_gb_per_db_gb
+                                            * 0.09)
+    (hours,) = lines(sc, "rds:db.m6i.2xlarge")
+    assert hours.monthly_usd == pytest.approx(HOURS * 1.0)  # Single-AZ: no factor
+    assert not lines(sc, "rds:backup")  # a replica keeps no automated backups of its own
+
+
+def test_a_region_priced_at_us_east_1_is_listed_and_noted_on_the_line():
+    fallbacks: list[str] = []
+    sc = cost.stack_cost(plan(asg(), region="eu-west-1"), cost.usage_for_phase(3), TABLE,
+                         serving=1, edge=False, fallbacks=fallbacks)
+    assert "ec2:m5.large in eu-west-1" in fallbacks
+    (ec2,) = lines(sc, "ec2:m5.large")
+    assert "no row for eu-west-1" in ec2.note
+
+
+def test_the_cdn_offload_cuts_origin_egress_and_is_shown_as_a_saving():
+    a = cost.Assumptions()
+    edge = plan([res("cloudflare:index/ruleset:Ruleset", "rules",
+                     {"phase": "http_request_cache_settings"})], stack="prod-edge",
+                role="edge", region=None)
+    env = cost.environment_cost([plan(asg()), edge], prices=TABLE, a=a)
+    usage = env.usage
+    (egress,) = [li for s in env.stacks for li in s.lines if li.item == "transfer:internet"]
+    assert egress.monthly_usd == pytest.approx(usage.monthly_traffic_gb * (1 - a.cdn_offload)
+                                               * 0.1)
+    cdn = {s.lever: s for s in env.savings}["CDN offload"]
+    assert cdn.applied
+    assert cdn.monthly_usd == pytest.approx(usage.monthly_traffic_gb * a.cdn_offload * 0.1)
+
+
+def test_without_an_edge_the_cdn_offload_is_a_saving_not_taken():
+    env = cost.environment_cost([plan(asg())], prices=TABLE)
+    cdn = {s.lever: s for s in env.savings}["CDN offload"]
+    assert not cdn.applied and cdn.monthly_usd > 0
+
+
+def test_reserved_capacity_covers_the_off_peak_fleet_and_spot_the_burst():
+    a = cost.Assumptions()
+    db = res("aws:rds/instance:Instance", "db", {"instanceClass": "db.m6i.2xlarge",
+                                                  "multiAz": True, "allocatedStorage": 500})
+    env = cost.environment_cost([plan([*asg(), db])], prices=TABLE, a=a)
+    (sc,) = env.stacks
+    assert sc.fleet is not None
+    ec2 = sum(li.monthly_usd for li in sc.lines if li.item == "ec2:m5.large")
+    always_on = sc.fleet.off_peak * HOURS * 0.1
+    levers = {s.lever: s for s in env.savings}
+    assert levers["reserved capacity"].monthly_usd == pytest.approx(
+        always_on * 0.4 + 2 * HOURS * 1.0 * 0.3)
+    assert levers["spot"].monthly_usd == pytest.approx((ec2 - always_on) * 0.5)
+    assert not levers["reserved capacity"].applied and not levers["spot"].applied
+
+
+def test_cost_per_daily_user_is_the_total_over_the_phases_daily_users():
+    env = cost.environment_cost([plan(asg())], prices=TABLE)
+    assert env.cost_per_daily_user == pytest.approx(env.monthly_usd
+                                                    / cost.usage_for_phase(3).daily_users)
+    assert sum(env.by_category().values()) == pytest.approx(env.monthly_usd)
+
+
+def test_no_stacks_is_an_error():
+    with pytest.raises(ValueError, match="no stacks"):
+        cost.environment_cost([])
+
+
+# --- the real plan -----------------------------------------------------------------------------
+
+PRICED = ("aws:autoscaling/group:Group", "aws:rds/instance:Instance",
+          "aws:elasticache/replicationGroup:ReplicationGroup", "aws:ec2/natGateway:NatGateway",
+          "aws:lb/loadBalancer:LoadBalancer", "aws:eks/cluster:Cluster", "aws:kms/key:Key",
+          "aws:ec2/eip:Eip")
+
+
+def test_every_priced_resource_of_the_dev_plan_has_a_line(dev):
+    env = cost.environment_cost([dev])
+    (sc,) = env.stacks
+    named = {li.resource for li in sc.lines}
+    for r in dev.resources:
+        if r.type in PRICED and not r.read:
+            assert f"{r.type.split(':')[-1]} {r.name}" in named, r.name
+    assert env.monthly_usd == pytest.approx(sum(li.monthly_usd for li in sc.lines))
+    assert not env.fallbacks  # dev is in us-east-1, where every row exists
