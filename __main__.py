@@ -9,6 +9,7 @@ does not use (pulumi_cloudflare alone takes seconds).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,23 @@ def export(**outputs: Any) -> None:
     """Stack outputs, by name: what operators and later stacks read."""
     for key, value in outputs.items():
         pulumi.export(key, value)
+
+
+def stack_output(ref: pulumi.StackReference, name: str) -> Any:
+    """Another stack's output as a plain value now, or None when that stack has no such
+    output (yet). For decisions that decide which resources exist (how many routes, which
+    origins), which an Output cannot make without creating resources inside `apply`. The
+    referenced stacks are deployed earlier (the rollout order), so their outputs are known
+    in preview as in update. `get_output_details` is the SDK's documented way to read an
+    output's value; it is a coroutine, awaited here on the program's loop."""
+    from pulumi.runtime.sync_await import _sync_await
+
+    details = _sync_await(ref.get_output_details(name))
+    return details.value if details.value is not None else details.secret_value
+
+
+def _item(index: int, values: list[str]) -> str:
+    return values[index]
 
 
 def _same_region(actual: str, declared: str, stack: str) -> str:
@@ -107,19 +125,68 @@ def regional(cfg: StackConfig) -> None:
            privateSubnetIds=network.private_subnet_ids,
            dataSubnetIds=network.data_subnet_ids,
            privateRouteTableIds=network.private_route_table_ids,
+           dataRouteTableId=network.data_route_table_id,
            dbSubnetGroupName=network.db_subnet_group_name,
            cacheSubnetGroupName=network.cache_subnet_group_name,
            natPublicIps=network.nat_public_ips)
 
+    export(serving=cfg.hosts_app, promoted=cfg.promote)
+    if cfg.role == "primary":
+        # What a secondary's peering routes back through (components/peering.py).
+        export(peerRouteTableIds=pulumi.Output.all(network.private_route_table_ids,
+                                                   network.data_route_table_id).apply(
+            _peer_tables))
     app = web_tier(cfg, network, opts) if cfg.hosts_app else None
     db = cache = None
     if cfg.role in ("all-in-one", "primary"):
         assert app is not None
         db, cache = data_tier(cfg, network, app, opts)
+    if cfg.role == "secondary":
+        assert primary is not None
+        peering(cfg, network, primary, opts)
     if cfg.hosts_replica:
         assert primary is not None
         db = replica(cfg, network, primary, opts)
+    if cfg.role == "secondary" and cfg.hosts_app:
+        assert app is not None and primary is not None
+        cache = secondary_data_tier(cfg, network, app, db, primary, opts)
     monitoring(cfg, app, db, cache, opts)
+
+
+def _peer_tables(tables: list) -> list[str]:
+    private, data = tables
+    return [*private, data]
+
+
+def peering(cfg: StackConfig, network, primary: pulumi.StackReference,
+            opts: pulumi.ResourceOptions) -> None:
+    """This region's VPC peered with the primary's (components/peering.py): created here,
+    in the secondary's stack, so the primary never needs a stack deployed after it. Only a
+    serving region's PgBouncer is admitted to the primary's PostgreSQL."""
+    from components.network import plan_subnets
+    from components.peering import Peering, PeeringArgs
+
+    assert cfg.network is not None and cfg.primary is not None
+    peer_tables = stack_output(primary, "peerRouteTableIds")
+    if not peer_tables:
+        raise ConfigError([
+            f"Pulumi.{cfg.stack}.yaml: sofacover:primary.stack is {cfg.primary.stack}, whose "
+            "outputs have no peerRouteTableIds; deploy that stack with this version first "
+            "(the rollout order), then this one"])
+    layout = plan_subnets(cfg.network.cidr, cfg.network.az_count)
+    own_tables = [network.private_route_table_ids.apply(functools.partial(_item, i))
+                  for i in range(cfg.network.az_count)] + [network.data_route_table_id]
+    # Admitted while the region serves; kept once promoted (its writes are then local, but
+    # changing a rule in the lost primary's region would make the failover depend on it).
+    clients = layout["private"] if cfg.hosts_app else []
+    Peering(f"sofacover-{cfg.stack}-peering", PeeringArgs(
+        vpc_id=network.vpc_id, vpc_cidr=cfg.network.cidr, route_table_ids=own_tables,
+        peer_region=cfg.primary.region, peer_vpc_id=primary.require_output("vpcId"),
+        peer_vpc_cidr=primary.require_output("vpcCidr"),
+        peer_route_table_ids=list(peer_tables),
+        peer_security_group_id=primary.require_output("dbPeerSecurityGroupId")
+        if clients else None,
+        client_cidrs=clients, tags=cfg.tags), opts)
 
 
 def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier:
@@ -232,6 +299,18 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
         cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
         protect=prod, backup_replication_region=cfg.database.backup_replication_region,
         allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags)
+    peers = None
+    if cfg.role == "primary":
+        # The secondaries' PgBouncers reach this database across the peering; each
+        # secondary's stack adds its own rules to this group (components/peering.py).
+        from components.peering import peer_security_group
+
+        peers = peer_security_group(f"{name}-database-peers-sg", vpc_id=network.vpc_id,
+                                    what=f"{name}-database: PostgreSQL",
+                                    tags={**cfg.tags, "Name": f"{name}-database-peers"},
+                                    opts=opts)
+        db_args = dataclasses.replace(db_args, extra_security_group_ids=[peers.id])
+        export(dbPeerSecurityGroupId=peers.id)
     db = Database(f"{name}-database", db_args, opts)
     cache = Cache(f"{name}-cache", CacheArgs.from_config(
         cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
@@ -260,6 +339,9 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
             database_host=db.address, password=passwords["sofacover_app"],
             avoid_windows=(db_args.backup_window, db_args.maintenance_window),
             namespace=data_namespace), k8s_opts)
+    if app.namespaces:
+        endpoints(cfg, app, pgbouncer, cache, read_database="sofacover",
+                  write_region=str(cfg.region))
     export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address, dbPort=db.port,
            dbMasterUserSecretArn=db.master_user_secret_arn,
            cacheEndpoint=cache.endpoint_address,
@@ -281,6 +363,65 @@ def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
     export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address,
            dbMasterUserSecretArn=db.master_user_secret_arn)
     return db
+
+
+def secondary_data_tier(cfg: StackConfig, network, app: AppTier, db: Any,
+                        primary: pulumi.StackReference, opts: pulumi.ResourceOptions) -> Any:
+    """A serving secondary's own Redis and PgBouncer. PgBouncer has two pools: writes
+    (`sofacover`) to the primary across the peering, or to this region's database once it
+    is promoted; reads (`sofacover_ro`) to this region's replica. Sessions stay in this
+    region's Redis: the edge keeps a user in one region (components/edge.py)."""
+    from components.cache import Cache, CacheArgs
+    from components.compute import aws_name_stem
+    from components.pgbouncer import PgBouncer, PgBouncerArgs
+
+    assert cfg.cache and cfg.pgbouncer and cfg.database and cfg.compute and cfg.primary
+    name = f"sofacover-{cfg.stack}"
+    secrets = pulumi.Config()
+    # The replication group's id is autonamed from the component's name and capped at 40
+    # characters (sofacover-prod-ap-southeast-1-cache-redis-xxxxxxx is 49): the short stem.
+    cache = Cache(f"{aws_name_stem(name)}-cache", CacheArgs.from_config(
+        cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
+        auth_token=secrets.require_secret("redisAuthToken"), protect=True,
+        availability_zones=network.availability_zones,
+        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
+    passwords = {"sofacover_app": secrets.require_secret("dbAppPassword"),
+                 "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
+                 "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
+    writer = db.address if cfg.promote else primary.require_output("dbAddress")
+    on_k8s = app.eks is not None
+    pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
+        cfg.pgbouncer, cfg.database, database_host=writer,
+        replica_host=db.address if db is not None else None, passwords=passwords,
+        kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
+        namespace=app.namespaces[PGBOUNCER_NAMESPACE] if app.namespaces else
+        PGBOUNCER_NAMESPACE, parameter_path=sidecar_path(cfg)),
+        app.k8s_opts if on_k8s else opts)
+    if app.namespaces:
+        endpoints(cfg, app, pgbouncer, cache,
+                  read_database="sofacover_ro" if db is not None else "sofacover",
+                  write_region=str(cfg.region if cfg.promote else cfg.primary.region))
+    export(cacheEndpoint=cache.endpoint_address,
+           cacheReaderEndpoint=cache.reader_endpoint_address, pgbouncerHost=pgbouncer.host,
+           writeRegion=cfg.region if cfg.promote else cfg.primary.region)
+    return cache
+
+
+def endpoints(cfg: StackConfig, app: AppTier, pgbouncer: Any, cache: Any, *,
+              read_database: str, write_region: str) -> None:
+    """The app's `sofacover-endpoints` ConfigMap: its write and read pools and its Redis."""
+    from components.cache import PORT as REDIS_PORT
+    from components.pgbouncer import PORT as PGBOUNCER_PORT
+    from components.regional import AppEndpoints, AppEndpointsArgs
+
+    assert cfg.kubernetes is not None and app.namespaces and cfg.region
+    AppEndpoints(f"sofacover-{cfg.stack}", AppEndpointsArgs(
+        namespace=app.namespaces[cfg.kubernetes.namespace], region=cfg.region,
+        write_region=write_region, pgbouncer_host=pgbouncer.host,
+        pgbouncer_port=PGBOUNCER_PORT, write_database="sofacover",
+        read_database=read_database, redis_host=cache.endpoint_address,
+        redis_reader_host=cache.reader_endpoint_address, redis_port=REDIS_PORT),
+        app.k8s_opts)
 
 
 def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
@@ -307,7 +448,7 @@ def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
                 kubernetes_version=cfg.kubernetes.version,
                 pod_monitors=(exporter_pod_monitor(f"sofacover-{cfg.stack}",
                                                    PGBOUNCER_NAMESPACE),)
-                if cfg.role in ("all-in-one", "primary") else ())
+                if cfg.hosts_app else ())
     if db is not None and cfg.database is not None:
         key = "db_replica_ids" if cfg.role == "secondary" and not cfg.promote \
             else "db_instance_id"
@@ -316,7 +457,7 @@ def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
     if cache is not None and cfg.cache is not None:
         resources.update(redis_replication_group_id=cache.arn.apply(arn_resource_id),
                          redis_node_count=cfg.cache.num_nodes)
-    if cfg.pgbouncer is not None:
+    if cfg.pgbouncer is not None and cfg.hosts_app:  # PgBouncer runs where it serves
         resources["pool_budget"] = cfg.pgbouncer.max_server_connections
     alerts = Monitoring(f"sofacover-{cfg.stack}",
                         MonitoringArgs.from_config(cfg.alerts, **resources), opts)
@@ -328,15 +469,34 @@ def edge(cfg: StackConfig) -> None:
     from components.edge import Edge, EdgeArgs, Origin
 
     assert cfg.edge is not None
-    # Primary first: DNS points at it and it is every region's last resort.
-    origins = []
-    for region in cfg.regions.serving:
+    # Primary first: DNS points at it and it is every region's last resort. A region is an
+    # origin once its stack serves (its outputs have an ALB), not when this stack's phase
+    # says it should: stacks move phase one by one in rollout order, so the edge may reach
+    # phase 3 while a secondary is still at phase 1. Such a region is left out, with a
+    # warning, and joins when the edge is deployed again after it.
+    origins, waiting = [], []
+    for i, region in enumerate(cfg.regions.serving):
         stack = cfg.edge.origins[region]
         ref = pulumi.StackReference(f"{stack}-ref", stack_name=qualified(stack))
-        origins.append(Origin(region, ref.require_output("albDnsName")))
+        address = ref.require_output("albDnsName") if i == 0 else \
+            stack_output(ref, "albDnsName")
+        if address is None:
+            waiting.append(f"{region} ({stack})")
+            continue
+        origins.append(Origin(region, address, enabled=region not in cfg.edge.drain))
+    if waiting:
+        pulumi.log.warn(
+            f"phase {cfg.phase} serves {', '.join(cfg.regions.serving)}, but "
+            f"{', '.join(waiting)} {'do' if len(waiting) > 1 else 'does'} not serve yet (no "
+            "albDnsName output): the edge leaves them out until they do; deploy each at this "
+            "phase, then this stack again")
+    drained = [o.region for o in origins if not o.enabled]
+    if drained:
+        pulumi.log.info(f"drained at the edge (sofacover:edge.drain): {', '.join(drained)}")
     site = Edge(f"sofacover-{cfg.stack}", EdgeArgs.from_config(cfg.edge, origins))
     export(zoneName=cfg.edge.zone_name, hostnames=site.hostnames,
-           originRegions=[o.region for o in origins], loadBalancerPools=site.load_balancer_pools)
+           originRegions=[o.region for o in origins], drainedRegions=drained,
+           loadBalancerPools=site.load_balancer_pools)
 
 
 cfg = load_stack_config()

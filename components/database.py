@@ -97,6 +97,9 @@ class DatabaseArgs:
     """Security groups admitted on 5432 (the app, PgBouncer)."""
     allowed_cidrs: list[str] = field(default_factory=list)
     """CIDRs admitted on 5432 (e.g. a peered VPC); never 0.0.0.0/0."""
+    extra_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    """More groups on the instance, beside its own (the peered regions' group,
+    components/peering.py peer_security_group, whose rules other stacks add)."""
     replicate_source_db: pulumi.Input[str] | None = None
     """ARN of the primary: makes this a cross-region read replica."""
     promote: bool = False
@@ -128,6 +131,7 @@ class DatabaseArgs:
                     promote: bool = False, backup_replication_region: str | None = None,
                     allowed_security_group_ids: list[pulumi.Input[str]] | None = None,
                     allowed_cidrs: list[str] | None = None,
+                    extra_security_group_ids: list[pulumi.Input[str]] | None = None,
                     tags: dict[str, str] | None = None) -> DatabaseArgs:
         return cls(
             vpc_id=vpc_id, subnet_group_name=subnet_group_name,
@@ -143,7 +147,9 @@ class DatabaseArgs:
             protect=protect, replicate_source_db=replicate_source_db, promote=promote,
             backup_replication_region=backup_replication_region,
             allowed_security_group_ids=list(allowed_security_group_ids or []),
-            allowed_cidrs=list(allowed_cidrs or []), tags=dict(tags or {}),
+            allowed_cidrs=list(allowed_cidrs or []),
+            extra_security_group_ids=list(extra_security_group_ids or []),
+            tags=dict(tags or {}),
         )
 
 
@@ -290,7 +296,8 @@ class Database(pulumi.ComponentResource):
             allocated_storage=args.allocated_storage_gb,
             max_allocated_storage=args.max_allocated_storage_gb,
             storage_encrypted=True, kms_key_id=key.arn, multi_az=args.multi_az,
-            db_subnet_group_name=args.subnet_group_name, vpc_security_group_ids=[sg.id],
+            db_subnet_group_name=args.subnet_group_name,
+            vpc_security_group_ids=[sg.id, *args.extra_security_group_ids],
             parameter_group_name=params.name, publicly_accessible=False, port=PORT,
             maintenance_window=args.maintenance_window,
             auto_minor_version_upgrade=args.auto_minor_version_upgrade,

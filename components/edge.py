@@ -60,12 +60,27 @@ GEO_PREFERENCE: dict[str, tuple[str, ...]] = {
 }
 
 
+# Sessions live in each region's own Redis (no Global Datastore: it replicates to two other
+# regions at most, and its secondaries are read-only; docs/architecture.md, "Global expansion"), so
+# the load balancer keeps a user on the region that holds their session: Cloudflare's
+# session-affinity cookie (__cflb) pins the client to the origin it first reached, for
+# SESSION_AFFINITY_TTL_SECONDS, and picks another only when that origin is unhealthy
+# (pulumi-cloudflare LoadBalancer.session_affinity docstring; accepted range 1800-604800 s).
+# zero_downtime_failover stays "none": Cloudflare documents it as incompatible with Tiered
+# Cache, which the edge turns on.
+SESSION_AFFINITY = "cookie"
+SESSION_AFFINITY_TTL_SECONDS = 86_400  # a day: longer than the app's session lifetime
+SESSION_AFFINITY_ATTRIBUTES = {"samesite": "Lax", "secure": "Always"}
+
+
 @dataclass(frozen=True)
 class Origin:
     """A region's entry point: its ALB's DNS name."""
 
     region: str
     address: pulumi.Input[str]
+    enabled: bool = True
+    """False: drained (sofacover:edge.drain): its pool stays, with the origin disabled."""
 
 
 def zone_on_plan(found: Any, *, zone: str, wanted: str) -> str:
@@ -121,6 +136,14 @@ class EdgeArgs:
     def check(self) -> None:
         if not self.origins:
             raise ValueError("EdgeArgs: origins is empty; the edge needs at least the primary")
+        if not any(o.enabled for o in self.origins):
+            raise ValueError("EdgeArgs: every origin is drained; at least one must serve")
+
+    @property
+    def home(self) -> Origin:
+        """Where DNS points and the fallback pool: the first origin not drained (the
+        primary, or during a failover the promoted region)."""
+        return next(o for o in self.origins if o.enabled)
 
     def fqdn(self, host: str) -> str:
         return self.zone_name if host == "@" else f"{host}.{self.zone_name}"
@@ -212,10 +235,11 @@ class Edge(pulumi.ComponentResource):
         # is written to it (Cloudflare would refuse some of it half-way through).
         zone_id = zone.apply(functools.partial(zone_on_plan, zone=args.zone_name,
                                                wanted=args.plan))
-        primary = args.origins[0]
+        primary = args.home
 
-        # DNS stays pointed at the primary in every phase: the load balancers of phase 3
-        # take precedence over records of the same name, and the records are the fallback.
+        # DNS stays pointed at the home origin (the primary) in every phase: the load
+        # balancers of phase 3 take precedence over records of the same name, and the
+        # records are the fallback.
         for host in args.hostnames:
             cloudflare.DnsRecord(f"{name}-dns-{host.replace('@', 'apex')}", zone_id=zone_id,
                                  name=args.fqdn(host), type="CNAME", content=primary.address,
@@ -282,8 +306,10 @@ class Edge(pulumi.ComponentResource):
                 pools[origin.region] = cloudflare.LoadBalancerPool(
                     f"{name}-pool-{origin.region}", account_id=args.account_id,
                     name=f"sofacover-{origin.region}", monitor=monitor.id, minimum_origins=1,
+                    # Drained: a disabled pool gets no traffic and no health checks.
+                    enabled=origin.enabled,
                     origins=[{"name": origin.region, "address": origin.address,
-                              "enabled": True, "weight": 1,
+                              "enabled": origin.enabled, "weight": 1,
                               "header": {"hosts": [args.zone_name]}}],
                     check_regions=["WNAM", "ENAM", "WEU", "SEAS"],
                     description=f"ALB in {origin.region}", opts=child).id
@@ -294,9 +320,13 @@ class Edge(pulumi.ComponentResource):
                 cloudflare.LoadBalancer(
                     f"{name}-lb-{host.replace('@', 'apex')}", zone_id=zone_id,
                     name=args.fqdn(host), proxied=True, steering_policy="geo",
-                    default_pools=[pools[o.region] for o in args.origins],
+                    default_pools=list(dict.fromkeys(
+                        [pools[primary.region], *[pools[o.region] for o in args.origins]])),
                     fallback_pool=pools[primary.region], region_pools=regions,
-                    session_affinity="none", description="nearest healthy region",
+                    session_affinity=SESSION_AFFINITY,
+                    session_affinity_ttl=SESSION_AFFINITY_TTL_SECONDS,
+                    session_affinity_attributes=SESSION_AFFINITY_ATTRIBUTES,
+                    description="nearest healthy region",
                     opts=child)
 
         self.zone_id = zone_id

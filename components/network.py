@@ -131,6 +131,8 @@ class Network(pulumi.ComponentResource):
     """One per AZ: databases and caches; no internet route."""
     private_route_table_ids: pulumi.Output[list[str]]
     """Route tables of the private subnets (for peering and endpoints)."""
+    data_route_table_id: pulumi.Output[str]
+    """The data subnets' route table (a peering's route to the databases)."""
     db_subnet_group_name: pulumi.Output[str]
     """RDS subnet group over the data subnets."""
     cache_subnet_group_name: pulumi.Output[str]
@@ -258,6 +260,7 @@ class Network(pulumi.ComponentResource):
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["private"]])
         self.data_subnet_ids = pulumi.Output.all(*data_ids)
         self.private_route_table_ids = pulumi.Output.all(*[rt.id for rt in private_rts])
+        self.data_route_table_id = data_rt.id
         self.db_subnet_group_name = db_group.name
         self.cache_subnet_group_name = cache_group.name
         self.nat_public_ips = pulumi.Output.all(*[e.public_ip for e in eips])
@@ -269,6 +272,7 @@ class Network(pulumi.ComponentResource):
             "private_subnet_ids": self.private_subnet_ids,
             "data_subnet_ids": self.data_subnet_ids,
             "private_route_table_ids": self.private_route_table_ids,
+            "data_route_table_id": self.data_route_table_id,
             "db_subnet_group_name": self.db_subnet_group_name,
             "cache_subnet_group_name": self.cache_subnet_group_name,
             "nat_public_ips": self.nat_public_ips,

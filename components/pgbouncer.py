@@ -96,6 +96,9 @@ class PgBouncerIni:
     replica_host: str | None = None
     """This region's read replica: adds a `<database_name>_ro` entry pointed at it."""
     replica_port: int = 5432
+    replica_server_connections: int | None = None
+    """The read pool's budget (all instances together) on the replica, which has its own
+    max_connections (at least the primary's); None: the same as max_server_connections."""
     pool_mode: PoolMode = "transaction"
     server_tls_sslmode: SslMode = "verify-full"
     server_tls_ca_file: str = RDS_CA_FILE
@@ -131,10 +134,12 @@ def render_pgbouncer_ini(cfg: PgBouncerIni) -> str:
     dbs = [_db_line(cfg.database_name, cfg.database_host, cfg.database_port,
                     cfg.database_name, budget.per_instance)]
     if cfg.replica_host:
-        # The replica has its own max_connections; it serves reads only, so the same per-
-        # instance budget is a safe bound there too.
+        # The replica has its own max_connections (at least the primary's), so the read
+        # pool is budgeted against it on its own.
+        reads = pool_budget(cfg.replica_server_connections or cfg.max_server_connections,
+                            cfg.instances, cfg.database_max_connections)
         dbs.append(_db_line(f"{cfg.database_name}_ro", cfg.replica_host, cfg.replica_port,
-                            cfg.database_name, budget.per_instance))
+                            cfg.database_name, reads.per_instance))
     settings: list[tuple[str, object]] = [
         ("listen_addr", cfg.listen_addr),
         ("listen_port", cfg.listen_port),
@@ -210,6 +215,8 @@ class PgBouncerArgs:
     database_name: str = "sofacover"
     replica_host: pulumi.Input[str] | None = None
     """The region's read replica, for the `<db>_ro` entry."""
+    replica_server_connections: int | None = None
+    """The `<db>_ro` pool's budget on the replica; None: max_server_connections."""
     server_tls_sslmode: Literal["verify-full", "require"] = "verify-full"
     admin_user: str = "pgbouncer_admin"
     stats_user: str = "pgbouncer_stats"
@@ -240,6 +247,7 @@ class PgBouncerArgs:
                    replicas=instances or cfg.replicas,
                    max_client_connections=cfg.max_client_connections,
                    pool_mode=cfg.pool_mode, replica_host=replica_host,
+                   replica_server_connections=cfg.replica_server_connections,
                    kubernetes=kubernetes, namespace=namespace,
                    parameter_path=None if kubernetes else parameter_path)
 
@@ -250,6 +258,7 @@ class PgBouncerArgs:
             max_server_connections=self.max_server_connections, instances=self.replicas,
             max_client_connections=self.max_client_connections, pool_mode=self.pool_mode,
             database_name=self.database_name, server_tls_sslmode=self.server_tls_sslmode,
+            replica_server_connections=self.replica_server_connections,
             admin_users=(self.admin_user,), stats_users=(self.stats_user,))
 
 
@@ -290,6 +299,9 @@ def _checksum(text: str) -> str:
 def check_args(args: PgBouncerArgs) -> PoolBudget:
     """Refuse a budget or topology that does not fit, before anything is registered."""
     budget = args.ini().budget
+    if args.replica_host is not None:  # the read pool, on the replica's own budget
+        pool_budget(args.replica_server_connections or args.max_server_connections,
+                    args.replicas, args.database_max_connections)
     for user in (args.admin_user, args.stats_user):
         if user not in args.passwords:
             raise ValueError(f"passwords has no entry for {user!r}; the admin and stats "

@@ -608,7 +608,14 @@ class PgBouncerConfig(Model):
     pool_mode: Literal["transaction", "session", "statement"] = "transaction"
     replicas: PositiveInt
     max_server_connections: PositiveInt
+    """Server connections all instances together open to the writer (the primary). On a
+    secondary this is the region's write pool across the peering: its share of the
+    primary's max_connections, which every serving region's write pool draws on
+    (planner/project.py adds them up across the environment)."""
     max_client_connections: PositiveInt
+    replica_server_connections: PositiveInt | None = None
+    """Secondary only: server connections of the read pool (`<db>_ro`) to this region's
+    read replica; checked against the replica's own max_connections."""
 
 
 class RegionsConfig(Model):
@@ -686,6 +693,10 @@ class EdgeConfig(Model):
     html_edge_ttl_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     geo_load_balancing: bool
     health_check_path: UrlPath = "/healthz"
+    drain: list[Region] = []
+    """Regions whose pool keeps its origin but disabled: Cloudflare sends them nothing
+    (failover: the lost primary's region, and every region whose write pool points at it;
+    docs/runbook-dr.md). DNS and the fallback pool move to the first origin not drained."""
 
     @model_validator(mode="before")
     @classmethod
@@ -845,6 +856,7 @@ def _check_topology(cfg: StackConfig) -> None:
         elif cfg.edge.origins:
             raise rule("edge.origins", f"is set but role is {cfg.role!r}; a stack with its "
                        "own edge fronts its own ALB")
+        _check_drain(cfg)
     arn = cfg.compute.certificate_arn if cfg.compute is not None else None
     if arn is not None and cfg.region is not None and arn.split(":")[3] != cfg.region:
         raise rule("compute.certificateArn", f"is a certificate in {arn.split(':')[3]} but "
@@ -904,6 +916,13 @@ def _check_topology(cfg: StackConfig) -> None:
                                       cfg.database.max_connections)
         if problem:
             raise rule("pgbouncer.maxServerConnections", problem)
+        read_pool = cfg.pgbouncer.replica_server_connections
+        if read_pool is not None and cfg.role != "secondary":
+            raise rule("pgbouncer.replicaServerConnections", f"is set but role is "
+                       f"{cfg.role!r}; only a secondary has a read pool to a local replica")
+        problem = pool_budget_problem(read_pool or 0, cfg.database.max_connections)
+        if problem:
+            raise rule("pgbouncer.replicaServerConnections", problem)
         _check_pgbouncer_topology(cfg)
 
 
@@ -925,6 +944,24 @@ def _check_node_group(cfg: StackConfig) -> None:
     problem = node_group_fit(cfg).problem()
     if problem:
         raise rule("compute.maxSize", problem)
+
+
+def _check_drain(cfg: StackConfig) -> None:
+    """The regions an edge drains: origins it has, and never all of them."""
+    assert cfg.edge is not None
+    drain = cfg.edge.drain
+    if not drain:
+        return
+    if cfg.role != "edge":
+        raise rule("edge.drain", f"is set but role is {cfg.role!r}; only the edge stack "
+                   "routes between regions")
+    unknown = [r for r in drain if r not in cfg.edge.origins]
+    if unknown:
+        raise rule("edge.drain", f"lists {', '.join(unknown)}, which edge.origins does not "
+                   "name; valid: " + ", ".join(cfg.edge.origins))
+    if not [r for r in cfg.regions.serving if r not in drain]:
+        raise rule("edge.drain", "drains every serving region; at least one must take "
+                   "traffic (the promoted region during a failover)")
 
 
 def _check_pgbouncer_topology(cfg: StackConfig) -> None:

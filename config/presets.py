@@ -68,8 +68,13 @@ _DATABASE = {
     "multiAz": True,
     "backupRetentionDays": seed.BACKUP_RETENTION_DAYS,
     # Explicit, so the pool budget can be checked against it (RDS's formula gives ~3,450
-    # on 32 GiB); project choice: enough for PgBouncer plus admin and replication slots.
-    "maxConnections": 200,
+    # on 32 GiB); project choice: the primary's PgBouncer (100, 150 during its rolling
+    # update) plus the three secondaries' write pools (3 x 40) fit with room to spare
+    # (planner/project.py adds them up), and admin and replication slots besides. The
+    # same in every phase and region: a hot standby refuses to run with a lower
+    # max_connections than its primary (PostgreSQL, "Hot Standby", Administrator's
+    # Overview), and raising it on the primary first would stop the replicas.
+    "maxConnections": 300,
 }
 
 _CACHE = {"nodeType": "cache.r6g.large", "numNodes": seed.REDIS_NODES, "clusterMode": False,
@@ -156,9 +161,23 @@ CONCERNS_BY_ROLE: dict[str, tuple[str, ...]] = {
                    "pgbouncer"),
     "primary": ("regions", "network", "compute", "kubernetes", "database", "cache",
                 "pgbouncer"),
-    # A secondary's replica takes the primary's database settings (class, storage, engine).
-    "secondary": ("regions", "network", "compute", "kubernetes", "database"),
+    # A secondary's replica takes the primary's database settings (class, storage, engine);
+    # a serving secondary runs its own Redis and PgBouncer (read and write pools).
+    "secondary": ("regions", "network", "compute", "kubernetes", "database", "cache",
+                  "pgbouncer"),
     "edge": ("regions",),
+}
+
+
+# What a role changes on top of the environment. A secondary's PgBouncer has two pools:
+# writes across the peering to the primary (maxServerConnections, its share of the
+# primary's max_connections: project choice, 2 pods x 20) and reads to the region's own
+# replica (the seed's 100).
+SECONDARY_WRITE_POOL = 40
+ROLES: dict[str, dict[str, Any]] = {
+    "secondary": {"pgbouncer": {
+        "maxServerConnections": SECONDARY_WRITE_POOL,
+        "replicaServerConnections": seed.PGBOUNCER_MAX_SERVER_CONNECTIONS}},
 }
 
 
@@ -213,6 +232,7 @@ def defaults_for(phase: int, environment: str, role: str, region: str | None,
     for p in range(1, phase + 1):
         layered = merge(layered, PHASES[p])
     layered = merge(layered, ENVIRONMENTS.get(environment, {}))
+    layered = merge(layered, ROLES.get(role, {}))
     if environment == "dev":
         cidr = DEV_VPC_CIDR
     else:

@@ -14,6 +14,7 @@ import yaml
 
 from config import ConfigError, StackConfig, parse_stack_config
 from config.loader import stack_file
+from config.models import SUPERUSER_RESERVED_CONNECTIONS
 from config.secrets import UNKNOWN_SECRET
 
 # What the plan passes for a secret it cannot decrypt (it has no passphrase); the config
@@ -164,6 +165,7 @@ def _across_stacks(configs: list[StackConfig]) -> list[str]:
                 problems.append(f"{stack_file(cfg.stack)}: sofacover:network.cidr {net} "
                                 f"overlaps {other.stack}'s {other_net}; the environment's "
                                 "VPCs are joined later, so their ranges must not overlap")
+    problems += _write_budgets(configs)
     regions = {c.stack: c.region for c in regional}
     for cfg in configs:
         if cfg.role != "edge" or cfg.edge is None:
@@ -237,6 +239,56 @@ def _phases_in_rollout_order(configs: list[StackConfig]) -> list[str]:
                 problems.append(f"{stack_file(cfg.stack)}: sofacover:phase is {cfg.phase} "
                                 f"but {ref} (named by {key}) is at phase {phases[ref]}; "
                                 f"move {ref} to phase {cfg.phase} first (rollout order)")
+    return problems
+
+
+def _surge(cfg: StackConfig) -> int:
+    """Server connections a rolling update adds for a moment: one surge pod's pool on
+    Kubernetes (maxSurge 1, components/pgbouncer.py); none for the instances' sidecars,
+    whose budget is already divided by the group's maximum size."""
+    assert cfg.pgbouncer is not None
+    if cfg.compute is not None and cfg.compute.platform == "kubernetes":
+        return cfg.pgbouncer.max_server_connections // cfg.pgbouncer.replicas
+    return 0
+
+
+def _write_budgets(configs: list[StackConfig]) -> list[str]:
+    """The primary's max_connections is shared: its own PgBouncer and the write pool of
+    every serving secondary (across the peering) draw on it, and one stack at a time may be
+    in a rolling update. And a replica's max_connections must be at least its primary's:
+    a hot standby refuses to run below it (PostgreSQL 16 docs, "Hot Standby",
+    https://www.postgresql.org/docs/16/hot-standby.html#HOT-STANDBY-ADMIN)."""
+    problems: list[str] = []
+    for primary in configs:
+        if primary.role not in ("primary", "all-in-one") or primary.database is None \
+                or primary.pgbouncer is None:
+            continue
+        followers = [c for c in configs if c.role == "secondary" and c.primary is not None
+                     and c.primary.stack == primary.stack]
+        limit = primary.database.max_connections
+        writers = [primary, *[c for c in followers if c.hosts_app and not c.promote
+                              and c.pgbouncer is not None]]
+        steady = sum(c.pgbouncer.max_server_connections for c in writers if c.pgbouncer)
+        surge = max(_surge(c) for c in writers)
+        usable = limit - SUPERUSER_RESERVED_CONNECTIONS
+        if steady + surge > usable:
+            shares = ", ".join(f"{c.stack} {c.pgbouncer.max_server_connections}"
+                               for c in writers if c.pgbouncer)
+            problems.append(
+                f"{stack_file(primary.stack)}: sofacover:database.maxConnections is {limit}, "
+                f"but the write pools of the environment ({shares}) add up to {steady}, "
+                f"{steady + surge} during a rolling update, and {limit} minus "
+                f"{SUPERUSER_RESERVED_CONNECTIONS} reserved slots leaves {usable}; raise it "
+                "(on the replicas first) or lower a pool's pgbouncer.maxServerConnections")
+        for cfg in followers:
+            if cfg.hosts_replica and cfg.database is not None and \
+                    cfg.database.max_connections < limit:
+                problems.append(
+                    f"{stack_file(cfg.stack)}: sofacover:database.maxConnections is "
+                    f"{cfg.database.max_connections} but the primary {primary.stack}'s is "
+                    f"{limit}; a read replica needs at least its primary's max_connections "
+                    "or PostgreSQL stops replaying; raise it to >= "
+                    f"{limit}")
     return problems
 
 
