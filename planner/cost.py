@@ -260,6 +260,8 @@ class EnvironmentCost:
     price_date: str
     fallbacks: list[str]
     """Items priced at another region's row: `item in region`."""
+    unpriced: list[str] = field(default_factory=list)
+    """Items the table has no row for: left out of the total."""
 
     @property
     def monthly_usd(self) -> float:
@@ -353,14 +355,23 @@ def _nodes_for(plan: StackPlan, load: float, low: int, high: int) -> int:
 class _Pricer:
     """Builds one stack's line items; remembers every fallback to another region's row."""
 
-    def __init__(self, plan: StackPlan, prices: PriceTable, fallbacks: list[str]):
-        self.plan, self.prices, self.fallbacks = plan, prices, fallbacks
+    def __init__(self, plan: StackPlan, prices: PriceTable, fallbacks: list[str],
+                 unpriced: list[str]):
+        self.plan, self.prices = plan, prices
+        self.fallbacks, self.unpriced = fallbacks, unpriced
         self.cost = StackCost(plan.stack, plan.region)
 
     def add(self, res: PlannedResource | str, category: str, item: str, quantity: float,
             unit: str, *, region: str | None = None, note: str = "") -> None:
         where = region or self.plan.region
-        row, fallback = self.prices.row(item, where)
+        try:
+            row, fallback = self.prices.row(item, where)
+        except PriceError:
+            # Not priced: listed in the report (the total is short by it), never a crash.
+            label = f"{item} in {where or 'global'}"
+            if label not in self.unpriced:
+                self.unpriced.append(label)
+            return
         if fallback:
             label = f"{item} in {where}"
             if label not in self.fallbacks:
@@ -379,10 +390,13 @@ def _region_of_arn(arn: str) -> str | None:
 
 def stack_cost(plan: StackPlan, usage: Usage, prices: PriceTable, *, serving: int,
                edge: bool, a: Assumptions = Assumptions(),
-               fallbacks: list[str] | None = None) -> StackCost:
+               fallbacks: list[str] | None = None,
+               unpriced: list[str] | None = None) -> StackCost:
     """One stack's monthly cost. `serving`: how many stacks share the traffic (equally);
-    `edge`: the environment's CDN caches in front of the origins."""
-    p = _Pricer(plan, prices, fallbacks if fallbacks is not None else [])
+    `edge`: the environment's CDN caches in front of the origins. Items priced at another
+    region's row go to `fallbacks`, items the table lacks to `unpriced`."""
+    p = _Pricer(plan, prices, fallbacks if fallbacks is not None else [],
+                unpriced if unpriced is not None else [])
     hours = prices.hours_per_month
     share = 1 / serving if serving else 0.0
     fl = fleet(plan, usage.peak_concurrent_users * share / a.min_fleet_users)
@@ -558,10 +572,11 @@ def environment_cost(plans: Sequence[StackPlan], *, prices: PriceTable | None = 
     serving = sum(1 for pl in plans if is_serving(pl))
     edge = has_edge_cache(plans)
     fallbacks: list[str] = []
+    unpriced: list[str] = []
     stacks = [stack_cost(pl, usage, prices, serving=serving, edge=edge, a=a,
-                         fallbacks=fallbacks) for pl in plans]
+                         fallbacks=fallbacks, unpriced=unpriced) for pl in plans]
     env = EnvironmentCost(plans[0].environment, phase, usage, a, stacks, [], prices.date,
-                          fallbacks)
+                          fallbacks, unpriced)
     env.savings = savings(env, prices, edge)
     return env
 
@@ -578,9 +593,9 @@ def savings(env: EnvironmentCost, prices: PriceTable, edge: bool) -> list[Saving
                   if s.fleet is not None}
     always_on = sum(line.monthly_usd * base_share.get(line.stack, 1.0) for line in lines
                     if line.item.startswith("ec2:"))
-    ri_ec2 = prices.usd("discount:ec2-reserved-1y", PRIMARY_PRICE_REGION)
-    ri_rds = prices.usd("discount:rds-reserved-1y", PRIMARY_PRICE_REGION)
-    spot = prices.usd("discount:ec2-spot", PRIMARY_PRICE_REGION)
+    ri_ec2 = _discount(prices, "discount:ec2-reserved-1y")
+    ri_rds = _discount(prices, "discount:rds-reserved-1y")
+    spot = _discount(prices, "discount:ec2-spot")
     out = [
         Saving("reserved capacity", always_on * ri_ec2 + rds * ri_rds, False,
                f"1-year reservations: {ri_ec2:.0%} off the always-on instances "
@@ -599,3 +614,6 @@ def savings(env: EnvironmentCost, prices: PriceTable, edge: bool) -> list[Saving
                           f"a CDN serving {a.cdn_offload:.0%} of the bandwidth from cache"))
     return out
 
+
+def _discount(prices: PriceTable, item: str) -> float:
+    return prices.usd(item, PRIMARY_PRICE_REGION) if prices.has(item) else 0.0

@@ -136,6 +136,7 @@ def as_json(rep: Report) -> dict[str, Any]:
                         "instances": p.instances} for p in d.pools]}
             for d in rep.connections.databases],
         "pricedAtAnotherRegion": list(env.fallbacks),
+        "notPriced": list(env.unpriced),
     }
     if rep.compare is not None:
         c = rep.compare
@@ -251,6 +252,9 @@ def _cost_md(rep: Report) -> list[str]:
             f"{u.database_gb:,.0f} GB database. Assumptions (planner/cost.py `Assumptions`; "
             "UNVERIFIED estimates): "
             + "; ".join(f"{k} = {v:g}" for k, v in vars(a).items()) + ".", ""]
+    if env.unpriced:
+        out += ["**Not priced** (no row in the table; the total is short by these): "
+                + ", ".join(env.unpriced) + ".", ""]
     if env.fallbacks:
         out += ["Priced at us-east-1's rate for want of a row in the table (run `sofacover "
                 "prices refresh --region R`): " + ", ".join(env.fallbacks) + ".", ""]
@@ -330,7 +334,8 @@ def timeline_png(rep: Report, path: Path) -> None:
     plt = _pyplot()
     sims = [(s, r) for s, r in rep.capacity.items() if r is not None]
     n = max(1, len(sims))
-    fig, axes = plt.subplots(2, n, figsize=(4.2 * n + 0.8, 6.4), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(max(8.0, 4.2 * n + 0.8), 6.4), sharex=True,
+                             squeeze=False)
     for col, (stack, res) in enumerate(sims):
         rows = res.timeline
         end = min(len(rows), max(KPI_S * 3, (res.seconds or 0) + 120))

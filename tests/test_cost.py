@@ -276,6 +276,14 @@ def test_cost_per_daily_user_is_the_total_over_the_phases_daily_users():
     assert sum(env.by_category().values()) == pytest.approx(env.monthly_usd)
 
 
+def test_an_item_without_a_row_is_left_out_and_listed_not_a_crash():
+    resources = [res(cost.ASG, "asg", {"minSize": 1, "maxSize": 2}),
+                 res(cost.LAUNCH_TEMPLATE, "lt", {"instanceType": "x9.huge"})]
+    env = cost.environment_cost([plan(resources)], prices=TABLE)
+    assert env.unpriced == ["ec2:x9.huge in us-east-1"]
+    assert not [li for s in env.stacks for li in s.lines if li.item == "ec2:x9.huge"]
+
+
 def test_no_stacks_is_an_error():
     with pytest.raises(ValueError, match="no stacks"):
         cost.environment_cost([])
