@@ -17,7 +17,7 @@ from rich.console import Console
 from config import ConfigError
 from planner import diff as plan_diff
 from planner import policy as plan_policy
-from planner import preflight
+from planner import preflight, tfplan
 from planner.engine import StackPlan, plan_stack
 from planner.project import Project, ProjectError, references
 from planner.render import print_findings, print_plans, program_warnings, write_json
@@ -119,6 +119,9 @@ def plan(
         help="Plan as if sofacover:phase were N (1, 2 or 3).")] = None,
     json_file: Annotated[Path | None, typer.Option(
         "--json", help="Also write the full plan as JSON to FILE.")] = None,
+    tfplan_file: Annotated[Path | None, typer.Option(
+        "--tfplan", help="Also write the plan in Terraform's plan JSON shape to FILE, for "
+        "checkov, trivy or conftest.")] = None,
     project_dir: Annotated[Path | None, typer.Option(
         "--project", help="Pulumi project directory (default: the one holding Pulumi.yaml).",
         exists=True, file_okay=False)] = None,
@@ -152,6 +155,9 @@ def plan(
         except ValueError:
             err.print(f"error: --as-of {as_of!r} is not a date; use YYYY-MM-DD", markup=False)
             raise typer.Exit(2) from None
+    if tfplan_file is not None and not tfplan_file.parent.is_dir():
+        err.print(f"error: --tfplan {tfplan_file}: folder {tfplan_file.parent} does not exist")
+        raise typer.Exit(2)
     if json_file is not None and not json_file.parent.is_dir():
         err.print(f"error: --json {json_file}: folder {json_file.parent} does not exist")
         raise typer.Exit(2)
@@ -196,6 +202,11 @@ def plan(
             doc["diff"] = {"from": str(diff_from), "stacks": [d.as_json() for d in diffs]}
             json_file.write_text(json.dumps(doc, indent=2) + "\n")
         _stderr().print(f"plan written to {json_file}")
+    if tfplan_file is not None:
+        unmapped = tfplan.write(plans, tfplan_file)
+        _stderr().print(f"Terraform-shaped plan written to {tfplan_file}"
+                        + (f" (left out, no Terraform type known: {', '.join(unmapped)})"
+                           if unmapped else ""), markup=False, soft_wrap=True)
     if diffs is not None and not allow_destroy and plan_diff.destroying(diffs):
         n = len(plan_diff.destroying(diffs))
         err.print(f"error: the diff deletes or replaces {n} resource{'s' * (n != 1)} that "
