@@ -164,7 +164,7 @@ class ComputeArgs:
                 ("desired_capacity", capacity_problem(self.min_size, self.max_size,
                                                       self.desired_capacity)),
                 ("warm_pool", warm_pool_problem(self.warm_pool, self.spot_percent,
-                                                self.instance_types))):
+                                                self.instance_types, self.platform))):
             if problem:
                 raise ValueError(f"ComputeArgs: {arg} {problem}")
         problem = certificate_problem(self.dns_validation, self.certificate_arn,
@@ -190,10 +190,21 @@ class ComputeArgs:
 
 SIDECAR_SCRIPT = "/usr/local/sbin/sofacover-pgbouncer"
 SIDECAR_UNIT = "sofacover-pgbouncer.service"
+# Warm pool: a launch lifecycle hook holds each instance until its app answers, both when it
+# enters the warm pool (else it is stopped before user data has installed Docker and pulled
+# the image, and user data never runs again) and when it leaves it for service (else the
+# ALB gets it before its containers are back). AWS: "Use lifecycle hooks with a warm pool",
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html.
+# A boot unit (every boot: a warm start does not rerun user data) completes the action.
+READY_HOOK = "sofacover-app-ready"
+READY_HOOK_TIMEOUT_S = 600
+READY_SCRIPT = "/usr/local/sbin/sofacover-ready"
+READY_UNIT = "sofacover-ready.service"
 
 
 def render_app_user_data(image: str, port: int, region: str = "",
-                         sidecar_path: str | None = None, health_path: str = "/healthz") -> str:
+                         sidecar_path: str | None = None, health_path: str = "/healthz",
+                         ready_hook: str | None = None) -> str:
     """cloud-init for the ec2 platform: Docker, the PgBouncer sidecar as a systemd unit that
     waits for its config in SSM in the background, then at once the app container,
     read-only, pointed at the sidecar.
@@ -261,14 +272,75 @@ def render_app_user_data(image: str, port: int, region: str = "",
         f"docker pull {q(image)}",
         f"docker run -d --name app --restart always --read-only --tmpfs /tmp "
         f"--cap-drop ALL --security-opt no-new-privileges {env}{mount} {publish} {q(image)}",
-        "",
     ]
-    return "\n".join(lines)
+    if ready_hook:
+        lines += _ready_unit(ready_hook, port, region, health_path)
+    return "\n".join([*lines, ""])
+
+
+def _ready_unit(hook: str, port: int, region: str, health_path: str) -> list[str]:
+    """A unit run at every boot: once the app answers its health path, complete the launch
+    lifecycle action, so the instance goes on to the warm pool or into service. If the app
+    never answers, nothing is sent and the hook's ABANDON terminates the instance."""
+    q = shlex.quote
+    imds = "http://169.254.169.254/latest"
+    script = [
+        "#!/bin/bash", "set -uo pipefail",
+        f"for _ in $(seq 1 {READY_HOOK_TIMEOUT_S // 5}); do",
+        f"  curl -fsS -o /dev/null {q(f'http://127.0.0.1:{port}{health_path}')} && break",
+        "  sleep 5", "done",
+        f"curl -fsS -o /dev/null {q(f'http://127.0.0.1:{port}{health_path}')} || exit 1",
+        f"token=$(curl -fsS -X PUT {imds}/api/token "
+        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+        f'id=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" {imds}/meta-data/instance-id)',
+        # the IAM policy for this call may be a little younger than the first instances
+        "for _ in $(seq 1 30); do",
+        f"  group=$(aws autoscaling describe-auto-scaling-instances --region {q(region)} "
+        '--instance-ids "$id" --query "AutoScalingInstances[0].AutoScalingGroupName" '
+        "--output text) &&",
+        f"  aws autoscaling complete-lifecycle-action --region {q(region)} "
+        f'--lifecycle-hook-name {q(hook)} --auto-scaling-group-name "$group" '
+        '--instance-id "$id" --lifecycle-action-result CONTINUE && exit 0',
+        # no action pending (a plain reboot) is an error too: give up after the retries
+        "  sleep 10", "done",
+    ]
+    return [
+        f"cat > {READY_SCRIPT} <<'SOFACOVER_READY'", *script, "SOFACOVER_READY",
+        f"chmod 0755 {READY_SCRIPT}",
+        f"cat > /etc/systemd/system/{READY_UNIT} <<'SOFACOVER_UNIT'",
+        "[Unit]",
+        "Description=Tell Auto Scaling the app answers (warm pool lifecycle hook)",
+        "After=docker.service network-online.target",
+        "Wants=network-online.target",
+        "[Service]",
+        "Type=oneshot",
+        f"ExecStart={READY_SCRIPT}",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "SOFACOVER_UNIT",
+        "systemctl daemon-reload",
+        f"systemctl enable {READY_UNIT}",
+        f"systemctl start --no-block {READY_UNIT}",
+    ]
 
 
 def _app_user_data(region: str, image: str, port: int, sidecar_path: str | None,
-                   health_path: str) -> str:
-    return render_app_user_data(image, port, region, sidecar_path, health_path)
+                   health_path: str, ready_hook: str | None = None) -> str:
+    return render_app_user_data(image, port, region, sidecar_path, health_path, ready_hook)
+
+
+def _ready_hook_policy(args: list[str], group_prefix: str) -> str:
+    """The instances may complete launch lifecycle actions of their own group only (its
+    autonamed name starts with the logical name), and look up which group they are in."""
+    region, account = args
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction",
+         "Resource": f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:"
+                     f"autoScalingGroupName/{group_prefix}-*"},
+        # DescribeAutoScalingInstances takes no resource (AWS Service Authorization
+        # Reference, Amazon EC2 Auto Scaling actions).
+        {"Effect": "Allow", "Action": "autoscaling:DescribeAutoScalingInstances",
+         "Resource": "*"}]})
 
 
 def validation_names(domain_name: str) -> list[str]:
@@ -526,6 +598,11 @@ class Compute(pulumi.ComponentResource):
                     f"{name}-instance-sidecar-config", role=role.name,
                     policy=pulumi.Output.all(region, account_id).apply(functools.partial(
                         _sidecar_policy, path=args.sidecar_parameter_path)), opts=child)
+            if args.warm_pool:
+                aws.iam.RolePolicy(
+                    f"{name}-instance-ready-hook", role=role.name,
+                    policy=pulumi.Output.all(region, account_id).apply(functools.partial(
+                        _ready_hook_policy, group_prefix=f"{name}-asg")), opts=child)
             role_name: pulumi.Input[str] = role.name
         else:
             role_name = args.instance_role_name
@@ -536,7 +613,8 @@ class Compute(pulumi.ComponentResource):
                      else region.apply(functools.partial(
                          _app_user_data, image=args.app_image, port=args.app_port,
                          sidecar_path=args.sidecar_parameter_path,
-                         health_path=args.health_check_path)))
+                         health_path=args.health_check_path,
+                         ready_hook=READY_HOOK if args.warm_pool else None)))
         template = aws.ec2.LaunchTemplate(
             f"{name}-lt", image_id=ami, instance_type=args.instance_type,
             iam_instance_profile={"arn": profile.arn},
@@ -589,9 +667,15 @@ class Compute(pulumi.ComponentResource):
             capacity_rebalance=args.spot_percent > 0,
             instance_refresh={"strategy": "Rolling", "preferences": {
                 "min_healthy_percentage": 90, "skip_matching": True, "auto_rollback": True}},
+            # Stopped: only the volumes are paid while warm. Reuse on scale-in: instances go
+            # back to the pool instead of being terminated and rebuilt.
             warm_pool={"pool_state": "Stopped", "min_size": args.warm_pool_min_size,
                        "max_group_prepared_capacity": args.warm_pool_max_prepared,
                        "instance_reuse_policy": {"reuse_on_scale_in": True}}
+            if args.warm_pool else None,
+            initial_lifecycle_hooks=[{
+                "name": READY_HOOK, "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "heartbeat_timeout": READY_HOOK_TIMEOUT_S, "default_result": "ABANDON"}]
             if args.warm_pool else None,
             enabled_metrics=["GroupDesiredCapacity", "GroupInServiceInstances",
                              "GroupPendingInstances", "GroupTotalInstances"],

@@ -237,7 +237,7 @@ class ComputeConfig(Model):
         if problem:
             raise rule("desiredCapacity", problem)
         problem = warm_pool_problem(self.warm_pool.enabled, self.spot_percent,
-                                    self.instance_types)
+                                    self.instance_types, self.platform)
         if problem:
             raise rule("warmPool.enabled", problem)
         problem = certificate_problem(self.dns_validation, self.certificate_arn,
@@ -281,12 +281,20 @@ def certificate_problem(dns_validation: str, certificate_arn: object, domain_nam
 
 
 def warm_pool_problem(enabled: bool, spot_percent: int,
-                      instance_types: Sequence[str]) -> str | None:
-    """Why a warm pool cannot be had, or None (EC2 warm pools support no mixed instances)."""
+                      instance_types: Sequence[str], platform: str = "ec2") -> str | None:
+    """Why a warm pool cannot be had, or None. EC2 warm pools support no mixed instances
+    policy (AWS, "Warm pools for Amazon EC2 Auto Scaling", limitations:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-warm-pools.html).
+    EKS nodes: the nodeadm bootstrap joins the cluster while the instance warms, then it
+    stops and stays a NotReady node; spare capacity there is kubernetes.autoscaler's."""
     if enabled and (spot_percent or instance_types):
         return (f"is true but spotPercent is {spot_percent} and instanceTypes is "
                 f"{list(instance_types)}; EC2 warm pools do not support mixed instances or "
                 "spot: choose one")
+    if enabled and platform == "kubernetes":
+        return ("is true but platform is kubernetes: a warm EKS node joins the cluster and "
+                "then stops (a NotReady node); on kubernetes the spare capacity is the "
+                "autoscaler's placeholder pods (kubernetes.autoscaler)")
     return None
 
 

@@ -94,7 +94,12 @@ PHASES: dict[int, dict[str, Any]] = {
         "regions": {"serving": [seed.PRIMARY_REGION],
                     "readReplicas": list(seed.READ_REPLICA_REGIONS)},
         "compute": {"platform": "ec2", "instanceType": "m5.large", "minSize": seed.ASG_MIN,
-                    "maxSize": seed.ASG_MAX, "desiredCapacity": seed.ASG_MIN},
+                    "maxSize": seed.ASG_MAX, "desiredCapacity": seed.ASG_MIN,
+                    # Project choice: stopped instances, already bootstrapped, for every
+                    # slot up to maxSize (only their volumes are paid); they start in
+                    # seconds where a cold launch takes minutes. So no spot on this group:
+                    # warm pools take no mixed instances policy (AWS warm pool limits).
+                    "warmPool": {"enabled": True}},
         "kubernetes": {"hpa": _HPA, "services": _SERVICES},
         "database": _DATABASE,
         "cache": _CACHE,
@@ -108,7 +113,10 @@ PHASES: dict[int, dict[str, Any]] = {
         # PgBouncer, Prometheus and the per-node system pods and reservations: 8 x m5.large
         # offer about 14 vCPU after those, 8 x m5.xlarge about 30 (the preflight's
         # k8s-capacity-at-max counts it), headroom for a rollout's surge pods included.
-        "compute": {"platform": "kubernetes", "instanceType": "m5.xlarge"},
+        # No warm pool for EKS nodes (config/models.py warm_pool_problem): the spare
+        # capacity there is the autoscaler's placeholder pods (components/autoscaler.py).
+        "compute": {"platform": "kubernetes", "instanceType": "m5.xlarge",
+                    "warmPool": {"enabled": False}},
         # "auto": on where the zone's plan has it (Polish and WebP: Pro and up).
         "edge": {"imageOptimization": "auto", "tieredCache": True, "apiEdgeCache": True},
     },

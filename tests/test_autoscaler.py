@@ -5,6 +5,7 @@ keep them working, each where it holds and where it is broken."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -270,3 +271,52 @@ def test_capacity_check_knows_the_autoscaler_chart_and_skips_the_placeholders(bu
             spare_pods=100))
     # no "pods are not counted" warning for the chart, no error for the placeholders
     assert preflight_of(build(fn).resources, "k8s-capacity-at-max") == []
+
+
+# --- the EC2 platform's spare capacity: the warm pool ------------------------------------------
+
+def test_warm_instances_are_held_until_their_app_answers_then_reused(build):
+    from components.compute import READY_HOOK
+    from tests.test_compute import compute
+
+    res = build(compute(warm_pool=True)).resources
+    (asg,) = of_type(res, "aws:autoscaling/group:Group")
+    assert asg.inputs["warmPool"]["instanceReusePolicy"] == {"reuseOnScaleIn": True}
+    (hook,) = asg.inputs["initialLifecycleHooks"]
+    assert (hook["name"], hook["lifecycleTransition"], hook["defaultResult"]) == (
+        READY_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON")
+    (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
+    script = base64.b64decode(lt.inputs["userData"]).decode()
+    # every boot (a warm start reruns no user data): a unit that completes the action
+    assert "systemctl enable sofacover-ready.service" in script
+    assert f"--lifecycle-hook-name {READY_HOOK}" in script
+    assert "--lifecycle-action-result CONTINUE" in script
+    policies = [json.loads(p.inputs["policy"]) for p in
+                of_type(res, "aws:iam/rolePolicy:RolePolicy")]
+    complete = [s for p in policies for s in p["Statement"]
+                if s["Action"] == "autoscaling:CompleteLifecycleAction"]
+    assert [s["Resource"].rsplit("/", 1)[1] for s in complete] == ["web-asg-*"]
+    # no warm pool: no hook, no unit, no permission
+    plain = build(compute(warm_pool=False)).resources
+    (asg,) = of_type(plain, "aws:autoscaling/group:Group")
+    assert "initialLifecycleHooks" not in asg.inputs
+    (lt,) = of_type(plain, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert "sofacover-ready" not in base64.b64decode(lt.inputs["userData"]).decode()
+
+
+def test_a_warm_pool_of_eks_nodes_is_refused(build):
+    from tests.test_compute import K8S, args
+
+    with pytest.raises(ValueError, match="warm_pool is true but platform is kubernetes"):
+        args(**{**K8S, "warm_pool": True}).check()
+    with pytest.raises(ConfigError) as exc:
+        parse_stack_config("prod", prod_phase2(warmPool={"enabled": True}),
+                           {k for k, v in prod_phase2().items() if v == UNKNOWN_SECRET})
+    assert any("compute.warmPool.enabled" in p and "kubernetes" in p
+               for p in exc.value.problems)
+
+
+def test_phase1_presets_warm_a_pool_without_spot(project):
+    cfg = project.stack_config("prod", 1)
+    assert cfg.compute.warm_pool.enabled and cfg.compute.spot_percent == 0
+    assert not project.stack_config("prod", 2).compute.warm_pool.enabled

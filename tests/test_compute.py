@@ -58,6 +58,7 @@ def compute(**changes):
 
 
 K8S = dict(platform="kubernetes", user_data="#node bootstrap", requests_per_target=None,
+           warm_pool=False,
            routes=(Route("cart", "/api/cart*", 30082), Route("storefront", "/*", 30080)))
 
 
@@ -342,14 +343,15 @@ def test_phase1_group_misses_10x_within_120s_because_target_tracking_waits_3_min
     # The fast alarm adds 50 % (one instance) after the first minute; the target tracking
     # alarms need 3 datapoints of 60 s before they ask for maxSize; a cold instance then
     # needs launch, bootstrap and two health checks: no warm pool, so about 5.5 minutes
-    result = analyse_ec2(planned_group(build(compute()).resources), load=10, kpi_s=120)
+    result = analyse_ec2(planned_group(build(compute(warm_pool=False)).resources), load=10,
+                         kpi_s=120)
     assert not result.meets(120)
     assert result.seconds is not None and result.seconds >= 240  # 4.5-6 min
     assert result.binding[0].startswith("target tracking needs 3 datapoints of 60 s")
 
 
 def test_phase1_warm_pool_shortens_the_scale_out_by_the_cold_start(build):
-    cold = simulate_ec2(planned_group(build(compute()).resources), load=10)
+    cold = simulate_ec2(planned_group(build(compute(warm_pool=False)).resources), load=10)
     warm = simulate_ec2(planned_group(build(compute(warm_pool=True)).resources), load=10)
     assert cold.seconds is not None and warm.seconds is not None
     # a warm start (30 s) instead of launch (30 s) + bootstrap (60 s), planner/capacity.py
@@ -357,7 +359,7 @@ def test_phase1_warm_pool_shortens_the_scale_out_by_the_cold_start(build):
 
 
 def test_spot_share_uses_a_mixed_instances_policy(build):
-    res = build(compute(spot_percent=60, on_demand_base=2,
+    res = build(compute(spot_percent=60, on_demand_base=2, warm_pool=False,
                         instance_types=("m5a.large", "m6i.large"))).resources
     (group,) = of_type(res, ASG)
     assert "launchTemplate" not in group.inputs
@@ -373,7 +375,7 @@ def test_warm_pool_is_added_when_asked(build):
     (group,) = of_type(build(compute(warm_pool=True, warm_pool_min_size=2)).resources, ASG)
     assert group.inputs["warmPool"]["poolState"] == "Stopped"
     assert group.inputs["warmPool"]["minSize"] == 2
-    (plain,) = of_type(build(compute()).resources, ASG)
+    (plain,) = of_type(build(compute(warm_pool=False)).resources, ASG)
     assert "warmPool" not in plain.inputs
 
 
@@ -381,8 +383,9 @@ def test_warm_pool_is_added_when_asked(build):
     (dict(desired_capacity=99), "desired_capacity is 99; it must lie between"),
     (dict(warm_pool=True, spot_percent=50), "warm_pool is true but spotPercent is 50"),
     (dict(warm_pool=True, instance_types=("m5a.large",)), "warm_pool is true"),
-    (dict(platform="kubernetes", user_data="x"), "needs at least one route"),
-    (dict(platform="kubernetes", routes=(Route("a", "/a", 30001),)), "needs user_data"),
+    (dict(platform="kubernetes", user_data="x", warm_pool=False), "needs at least one route"),
+    (dict(platform="kubernetes", routes=(Route("a", "/a", 30001),), warm_pool=False),
+     "needs user_data"),
 ])
 def test_inconsistent_arguments_fail_before_anything_is_created(build, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -294,7 +294,8 @@ def test_warm_pool_with_spot_is_refused():
                                                  "warmPool": {"enabled": True}}))
     assert "instanceTypes is ['m5a.large']" in msg
     assert parse(values(sofacover__compute={"warmPool": {"enabled": True}}))
-    assert parse(values(sofacover__compute={"spotPercent": 50}))
+    # phase 1 warms a pool by default (config/presets.py): spot means turning it off
+    assert parse(values(sofacover__compute={"spotPercent": 50, "warmPool": {"enabled": False}}))
 
 
 def _services(*svcs: dict) -> dict:
