@@ -228,6 +228,12 @@ def web_tier(cfg: StackConfig, network, opts: pulumi.ResourceOptions) -> AppTier
         # The instances run PgBouncer as a sidecar; data_tier publishes its config there.
         compute = Compute(name, ComputeArgs.from_config(
             cfg.compute, **placement, sidecar_parameter_path=sidecar_path(cfg)), opts)
+    if cfg.compute.origin_access != "cloudflare":
+        # No Cloudflare edge in front: AWS WAF guards the ALB (with the edge, Cloudflare's
+        # managed WAF rules do, in prod-edge).
+        from components.waf import Waf, WafArgs
+
+        Waf(f"{name}-waf", WafArgs(resource_arn=compute.alb_arn, tags=cfg.tags), opts)
     export(albDnsName=compute.alb_dns_name, albZoneId=compute.alb_zone_id,
            albArnSuffix=compute.alb_arn_suffix, asgName=compute.asg_name,
            certificateValidationRecords=compute.certificate_validation_records)

@@ -49,6 +49,18 @@ ZONE_SETTINGS: dict[str, str] = {
     "http3": "on",
 }
 IMAGE_SETTINGS: dict[str, str] = {"polish": "lossless", "webp": "on"}
+# Cloudflare's managed WAF rulesets, run on every request to the zone (phase
+# http_request_firewall_managed): the Cloudflare Managed Ruleset and the OWASP Core Ruleset,
+# by their fixed ids. Both need the Pro plan or higher; on Free only the Cloudflare Free
+# Managed Ruleset runs, which Cloudflare deploys itself. Source: Cloudflare WAF docs,
+# "Managed rules" (https://developers.cloudflare.com/waf/managed-rules/, rulesets, ids and
+# availability; read 2026-11-27).
+WAF_MANAGED_RULESETS: dict[str, tuple[str, str]] = {
+    "cloudflare_managed": ("efb7b8c949ac4650a09736fc376e9aee", "Cloudflare Managed Ruleset"),
+    "owasp_core": ("4814384a9e5d4991b9815dcfc25d2f1f", "Cloudflare OWASP Core Ruleset"),
+}
+WAF_MANAGED_PHASE = "http_request_firewall_managed"
+WAF_MANAGED_PLAN = "pro"
 # Cloudflare geo regions -> AWS regions, nearest first; the primary is always the last resort.
 GEO_PREFERENCE: dict[str, tuple[str, ...]] = {
     "WNAM": ("us-west-2", "us-east-1"), "ENAM": ("us-east-1", "us-west-2"),
@@ -147,6 +159,14 @@ class EdgeArgs:
 
     def fqdn(self, host: str) -> str:
         return self.zone_name if host == "@" else f"{host}.{self.zone_name}"
+
+
+def waf_managed_rules() -> list[dict]:
+    """The zone's managed-WAF entry point: execute each managed ruleset on every request,
+    with its own default actions (overrides, if ever needed, go in action_parameters)."""
+    return [{"ref": ref, "description": f"Execute the {title}", "expression": "true",
+             "action": "execute", "enabled": True, "action_parameters": {"id": ruleset_id}}
+            for ref, (ruleset_id, title) in WAF_MANAGED_RULESETS.items()]
 
 
 def cache_rules(args: EdgeArgs) -> list[dict]:
@@ -255,6 +275,18 @@ class Edge(pulumi.ComponentResource):
                            phase="http_request_cache_settings", name="sofacover cache rules",
                            description="Static a year, HTML briefly, private never",
                            rules=cache_rules(args), opts=child)
+        if plan_includes(args.plan, WAF_MANAGED_PLAN):
+            # A zone holds one entry-point ruleset per phase: if managed rules were deployed
+            # from the dashboard, import that ruleset into this resource instead of creating.
+            cloudflare.Ruleset(f"{name}-waf-managed", zone_id=zone_id, kind="zone",
+                               phase=WAF_MANAGED_PHASE, name="sofacover managed WAF",
+                               description="Cloudflare Managed and OWASP Core rulesets",
+                               rules=waf_managed_rules(), opts=child)
+        else:
+            pulumi.log.warn(f"{name}: the zone is on the {args.plan} plan, so only "
+                            "Cloudflare's Free Managed Ruleset guards it; the Cloudflare "
+                            f"Managed and OWASP rulesets need {WAF_MANAGED_PLAN} or higher",
+                            resource=self)
         if args.tiered_cache:
             # Tiered Cache on, then its Smart topology: the two calls of Cloudflare's
             # "Enable Tiered Cache via API" (developers.cloudflare.com/cache/how-to/

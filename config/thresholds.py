@@ -149,6 +149,23 @@ RUNWAY_ACT_DAYS = 30
 RUNWAY_WATCH_DAYS = 90
 HEADROOM_WATCH_PERCENT = 20  # under a fifth of the limit left at the weekly peak
 
+# PgBouncer's idle_transaction_timeout: a client idle inside an open transaction holds one
+# of the pool's few server connections (transaction pooling). Past the app pool's acquire
+# timeout, clients queued behind it have already given up, so holding it longer only fails
+# more requests; PgBouncer then closes that client, and PostgreSQL rolls the transaction
+# back. Source: PgBouncer config reference, idle_transaction_timeout
+# (https://www.pgbouncer.org/config.html); the seed's acquire timeout (config/seed.py).
+PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S = seed.APP_POOL_ACQUIRE_TIMEOUT_S
+
+# AWS WAF's rate-based rule, requests per client IP in its 5-minute window (the ALB when no
+# Cloudflare edge fronts the stack). Without the CDN every asset reaches the ALB: a shopper
+# opening a page every 10 s at about 50 requests a page makes 1,500 in 5 minutes; twice
+# that leaves room for a few shoppers behind one office NAT, and a scraper or credential-
+# stuffing bot at 10 requests a second (3,000) is blocked. AWS WAF accepts 10 to
+# 2,000,000,000 (RateBasedStatement.Limit, AWS WAF API reference).
+WAF_RATE_LIMIT_PER_IP = 3_000
+WAF_RATE_WINDOW_S = 300
+
 
 @dataclass(frozen=True)
 class Signal:

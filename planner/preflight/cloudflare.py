@@ -92,6 +92,35 @@ def image_optimization(ctx: Context) -> Iterator[Finding]:
             yield from _needs(ctx, res, "value", feature, "pro")
 
 
+# The managed WAF rulesets that need the Pro plan or higher, by id; the Free Managed Ruleset
+# (77454fe2d30c4220b5701f6fdfb893ba) runs on every plan. Kept beside the rule rather than
+# imported from components/edge.py, which would load pulumi_cloudflare into every plan.
+WAF_PAID_RULESETS = {"efb7b8c949ac4650a09736fc376e9aee": "the Cloudflare Managed Ruleset",
+                     "4814384a9e5d4991b9815dcfc25d2f1f": "the Cloudflare OWASP Core Ruleset"}
+
+
+@rule("cloudflare-waf-managed-rules",
+      "The Cloudflare Managed Ruleset and the OWASP Core Ruleset run only on zones on the Pro "
+      "plan or higher; they are executed from the http_request_firewall_managed phase",
+      source="https://developers.cloudflare.com/waf/managed-rules/ (available managed "
+      "rulesets, their ids and availability)",
+      checked=CHECKED)
+def waf_managed_rules(ctx: Context) -> Iterator[Finding]:
+    for res in ctx.of_type(RULESET):
+        for i, r in enumerate(value(res, "rules") or []):
+            ruleset_id = ((r.get("actionParameters") or {}).get("id")
+                          if isinstance(r, dict) else None)
+            if r.get("action") != "execute" or ruleset_id not in WAF_PAID_RULESETS:
+                continue
+            if value(res, "phase") != "http_request_firewall_managed":
+                yield ctx.error(res, f"rules[{i}].actionParameters.id", f"executes "
+                                f"{WAF_PAID_RULESETS[ruleset_id]} from phase "
+                                f"{value(res, 'phase')}; managed WAF rulesets run from "
+                                "http_request_firewall_managed")
+            yield from _needs(ctx, res, f"rules[{i}].actionParameters.id",
+                              WAF_PAID_RULESETS[ruleset_id].removeprefix("the "), "pro")
+
+
 @rule("cloudflare-load-balancing",
       "Load balancers, pools and monitors need the Load Balancing add-on; a pool holds up to "
       "20 origins below Enterprise",
