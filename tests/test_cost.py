@@ -8,6 +8,7 @@ from the code. One test runs the real dev plan: every priced resource it plans h
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -306,3 +307,148 @@ def test_every_priced_resource_of_the_dev_plan_has_a_line(dev):
             assert f"{r.type.split(':')[-1]} {r.name}" in named, r.name
     assert env.monthly_usd == pytest.approx(sum(li.monthly_usd for li in sc.lines))
     assert not env.fallbacks  # dev is in us-east-1, where every row exists
+
+
+# --- `sofacover prices refresh` on recorded responses -------------------------------------------
+
+# A GetProducts response as AWS recorded it in the AWS CLI's documented example (aws/aws-cli
+# awscli/examples/pricing/get-products.rst @ 3096efebc92a9c67a6b44c05ac7438df1958c9b3): an
+# EBS storage product in Singapore. Its NextToken is dropped: here it is the last page.
+RECORDED_PRODUCT = (
+    '{"product":{"productFamily":"Storage","attributes":{"storageMedia":"SSD-backed",'
+    '"maxThroughputvolume":"320 MB/sec","volumeType":"Provisioned IOPS",'
+    '"maxIopsvolume":"20000","servicecode":"AmazonEC2","usagetype":"APS1-EBS:VolumeUsage.piops",'
+    '"locationType":"AWS Region","location":"Asia Pacific (Singapore)",'
+    '"servicename":"Amazon Elastic Compute Cloud","maxVolumeSize":"16 TiB","operation":""},'
+    '"sku":"3MKHN58N7RDDVGKJ"},"serviceCode":"AmazonEC2","terms":{"OnDemand":'
+    '{"3MKHN58N7RDDVGKJ.JRTCKXETXF":{"priceDimensions":{"3MKHN58N7RDDVGKJ.JRTCKXETXF.6YS6EN2CT7":'
+    '{"unit":"GB-Mo","endRange":"Inf","description":"$0.138 per GB-month of Provisioned IOPS '
+    'SSD (io1)  provisioned storage - Asia Pacific (Singapore)","appliesTo":[],'
+    '"rateCode":"3MKHN58N7RDDVGKJ.JRTCKXETXF.6YS6EN2CT7","beginRange":"0",'
+    '"pricePerUnit":{"USD":"0.1380000000"}}},"sku":"3MKHN58N7RDDVGKJ",'
+    '"effectiveDate":"2018-08-01T00:00:00Z","offerTermCode":"JRTCKXETXF","termAttributes":{}}}},'
+    '"version":"20180808005701","publicationDate":"2018-08-08T00:57:01Z"}')
+RECORDED = {"FormatVersion": "aws_v1", "PriceList": [RECORDED_PRODUCT]}
+
+
+def stubbed(*responses: dict, query=None):  # noqa: ANN001, ANN201 - test helper
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    stub = Stubber(client)
+    for response in responses:
+        expected = None if query is None else {
+            "ServiceCode": query.service, "Filters": query.api_filters(),
+            "FormatVersion": "aws_v1", "MaxResults": 100}
+        stub.add_response("get_products", response, expected)
+    stub.activate()
+    return client, stub
+
+
+def test_the_recorded_response_becomes_a_dated_sourced_row():
+    from planner import prices
+
+    q = prices.query_for("ebs:gp3", "ap-southeast-1")
+    client, stub = stubbed(RECORDED, query=q)
+    got = prices.fetch(client, q, "2026-11-27")
+    stub.assert_no_pending_responses()
+    assert (got.region, got.item, got.unit, got.usd) == ("ap-southeast-1", "ebs:gp3",
+                                                         "GB-month", 0.138)
+    assert got.date == "2026-11-27" and got.verified
+    assert "2018-08-08T00:57:01Z" in (got.note or "")
+    assert "regionCode=ap-southeast-1" in got.source and got.source.startswith("https://")
+
+
+def test_the_filters_select_linux_shared_on_demand_instances():
+    from planner import prices
+
+    q = prices.query_for("ec2:m5.large", "eu-west-1")
+    assert q is not None and q.service == "AmazonEC2"
+    assert dict(q.filters) == {"instanceType": "m5.large", "regionCode": "eu-west-1",
+                               "operatingSystem": "Linux", "tenancy": "Shared",
+                               "preInstalledSw": "NA", "capacitystatus": "Used"}
+    assert prices.query_for("rds:db.m6i.2xlarge", "eu-west-1").service == "AmazonRDS"
+    assert prices.query_for("alb:hour", "eu-west-1") is None  # kept as it is
+
+
+def test_pages_are_followed_to_the_last():
+    from planner import prices
+
+    q = prices.query_for("ebs:gp3", "ap-southeast-1")
+    client, stub = stubbed({**RECORDED, "NextToken": "page-2"}, {"PriceList": []})
+    assert prices.fetch(client, q, "2026-11-27").usd == 0.138
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("response, message", [
+    ({"PriceList": []}, "no product matches"),
+    ({"PriceList": ["{not json"]}, "malformed response: a PriceList entry is not JSON"),
+    ({"PriceList": ['{"product": {}}']}, "malformed product: no terms.OnDemand"),
+    ({"PriceList": [RECORDED_PRODUCT, RECORDED_PRODUCT.replace("0.1380000000", "0.2")]},
+     "2 different prices match"),
+])
+def test_no_match_and_malformed_responses_are_clear_errors(response, message):
+    from planner import prices
+
+    q = prices.query_for("ec2:m5.large", "us-east-1")
+    client, _ = stubbed(response)
+    with pytest.raises(cost.PriceError, match=message) as err:
+        prices.fetch(client, q, "2026-11-27")
+    assert "ec2:m5.large in us-east-1" in str(err.value) and "\n" not in str(err.value)
+
+
+def _table_file(tmp_path: Path) -> Path:
+    from planner import prices
+
+    small = cost.parse_prices({"date": "2026-01-01", "prices": [
+        row("ebs:gp3", 0.08, unit="GB-month"), row("alb:hour", 0.0225)]})
+    path = tmp_path / "table.yaml"
+    path.write_text(prices.dump(small))
+    return path
+
+
+def test_the_refresh_command_rewrites_the_table_and_keeps_other_rows(tmp_path, monkeypatch):
+    import boto3
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    client, stub = stubbed(RECORDED)
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: client)
+    out = tmp_path / "new.yaml"
+    got = CliRunner().invoke(app, ["prices", "refresh", "--region", "ap-southeast-1",
+                                   "--table", str(_table_file(tmp_path)), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    stub.assert_no_pending_responses()
+    new = cost.load_prices(out)
+    refreshed, fallback = new.row("ebs:gp3", "ap-southeast-1")
+    assert not fallback and refreshed.usd == 0.138 and refreshed.date != "2026-01-01"
+    assert new.usd("ebs:gp3", "us-east-1") == 0.08  # the other region's row is kept
+    assert new.usd("alb:hour", "us-east-1") == 0.0225  # not refreshable: kept
+
+
+def test_the_refresh_command_exits_non_zero_on_a_malformed_response(tmp_path, monkeypatch):
+    import boto3
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    client, _ = stubbed({"PriceList": ["{not json"]})
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: client)
+    out = tmp_path / "new.yaml"
+    got = CliRunner().invoke(app, ["prices", "refresh", "--table", str(_table_file(tmp_path)),
+                                   "--out", str(out)])
+    assert got.exit_code == 1
+    assert "error: ebs:gp3 in us-east-1: malformed response" in got.output
+    assert not out.exists()
+
+
+def test_the_refresh_command_refuses_an_unknown_region_with_exit_2():
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    got = CliRunner().invoke(app, ["prices", "refresh", "--region", "mars-1"])
+    assert got.exit_code == 2 and "'mars-1' is not a region" in got.output
