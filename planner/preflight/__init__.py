@@ -141,7 +141,7 @@ def value(res: PlannedResource, prop: str) -> Any:
 
 def _load_rules() -> None:
     # Imported for their @rule side effect; kept here so every caller sees every rule.
-    from planner.preflight import aws, cloudflare, kubernetes, secrets  # noqa: F401
+    from planner.preflight import aws, cloudflare, kubernetes, secrets, security  # noqa: F401
 
 
 def check(plans: list[StackPlan], *, today: dt.date | None = None,
