@@ -432,8 +432,15 @@ def test_unpromoting_asks_rds_for_a_new_replication_source_which_it_cannot_do(
 
 def test_runbook_names_the_config_steps_the_tests_plan():
     text = (ROOT / "docs" / "runbook-dr.md").read_text()
-    assert "updates only" not in text.lower()
+    # the promotion is not "updates only": the runbook lists its replaces and deletes
+    promotion = text[text.index("## 1. Promote"):text.index("## 2. Drain")]
+    assert "updates only" not in promotion
+    assert "+- replace kubernetes:core/v1:ConfigMap" in promotion and "- delete" in promotion
     for needle in ("sofacover:promote true", "drain", "--diff-from", "sofacover_ro",
                    "tests/test_global.py"):
         assert needle in text, needle
-    assert re.search(r"promote.*false.*DESTROYS DATA", text, re.DOTALL)
+    # the failback warning: promote false is refused by the provider, not a switch back
+    assert re.search(r"`promote: false` is not failback.*cannot elect new", text, re.DOTALL)
+    for name in re.findall(r"tests/test_global.py::(\w+)", text) + re.findall(
+            r"`(test_\w+)`", text):
+        assert name in globals(), name
