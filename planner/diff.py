@@ -18,7 +18,7 @@ from typing import Any
 
 from planner.engine import StackPlan
 from planner.mocks import SECRET_MASK
-from planner.replace_props import holds_data, replace_properties
+from planner.replace_props import conditional_properties, holds_data, replace_properties
 
 PLAN_FORMAT = "sofacover-plan/1"
 UNKNOWN = "[unknown]"
@@ -69,6 +69,9 @@ class ResourceDiff:
     name: str
     changes: list[Change] = field(default_factory=list)
     forced_by: list[str] = field(default_factory=list)
+    may_force: dict[str, str] = field(default_factory=dict)
+    """Changed inputs the provider replaces on only under a condition the offline diff cannot
+    evaluate (an upstream CustomizeDiff or plan modifier): path -> the condition's source."""
     destroys: str | None = None
     """Why this delete or replace destroys data (None: it does not)."""
     protected: bool = False
@@ -81,6 +84,9 @@ class ResourceDiff:
             text += f" (forced by {', '.join(self.forced_by)})"
         if self.changes:
             text += ": " + "; ".join(c.text() for c in self.changes)
+        if self.may_force:
+            text += "  MAY REPLACE: " + "; ".join(f"{p} (upstream {why})"
+                                                 for p, why in self.may_force.items())
         if self.protected and self.op in ("delete", "replace"):
             text += "  [protect: the engine refuses until the resource is unprotected]"
         if self.destroys:
@@ -91,7 +97,8 @@ class ResourceDiff:
         return {"op": self.op, "urn": self.urn, "type": self.type, "name": self.name,
                 "changes": [{"path": c.path, "old": _json(c.old), "new": _json(c.new)}
                             for c in self.changes],
-                "forced_by": self.forced_by, "destroys_data": self.destroys,
+                "forced_by": self.forced_by, "may_force": self.may_force,
+                "destroys_data": self.destroys,
                 "protect": self.protected}
 
 
@@ -209,10 +216,46 @@ def _norm(value: Any) -> Any:
     return None if value is _MISSING or value in (None, {}, []) else value
 
 
-def _matches(path: str, rule: str) -> bool:
-    rule = rule.replace("[*]", "").replace("[\"", ".").replace("\"]", "")
-    return rule == "*" or path == rule or path.startswith(rule + ".") or \
-        rule.startswith(path + ".")
+def _matches(change: Change, rule: str) -> bool:
+    """Whether a changed input is at or below (or, changed whole, above) a rule's path. A
+    rule inside a list (`rules[*].bucket`) holds only when the elements' values at the rest
+    of the path differ: the diff compares lists whole, so a change of another field of an
+    element is not one of this field."""
+    path = change.path
+    rule = rule.replace("[\"", ".").replace("\"]", "")
+    if "[*]" not in rule:
+        return rule == "*" or path == rule or path.startswith(rule + ".") or \
+            rule.startswith(path + ".")
+    head, _, rest = rule.partition("[*].")
+    head = head.removesuffix("[*]")
+    if path.startswith(head + ".") or path == head and not rest:
+        return True
+    if not (path == head or head.startswith(path + ".")):
+        return False
+    below = head[len(path) + 1:] if head != path else ""
+    return _project(change.old, below, rest) != _project(change.new, below, rest)
+
+
+def _at(value: Any, dotted: str) -> Any:
+    for key in [k for k in dotted.split(".") if k]:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _project(value: Any, below: str, rest: str) -> list[str]:
+    """The values at `rest` (which may hold further `[*]`) of each element of the list at
+    `below`, as sorted JSON (a set's order carries no meaning)."""
+    items = _at(None if value is _MISSING else value, below)
+    if not isinstance(items, list):
+        return [] if _norm(items) is None else [json.dumps(items, sort_keys=True)]
+    head, _, deeper = rest.partition("[*].")
+    out = []
+    for item in items:
+        if deeper or head.endswith("[*]"):
+            out += _project(item, head.removesuffix("[*]"), deeper)
+        else:
+            out.append(json.dumps(_norm(_at(item, head)), sort_keys=True))
+    return sorted(out)
 
 
 def compare(plan: StackPlan, old: dict[str, OldResource] | None) -> StackDiff:
@@ -232,10 +275,13 @@ def compare(plan: StackPlan, old: dict[str, OldResource] | None) -> StackDiff:
         rules = dict(replace_properties(res.type))
         rules.update({p: "replace_on_changes" for p in res.options.get("replace_on_changes")
                       or []})
-        forced = sorted({c.path for c in changes for rule in rules if _matches(c.path, rule)})
+        forced = sorted({c.path for c in changes for rule in rules if _matches(c, rule)})
+        maybe = {c.path: why for c in changes if c.path not in forced
+                 for rule, why in conditional_properties(res.type).items()
+                 if _matches(c, rule)}
         op = "replace" if forced else "update"
         diffs.append(ResourceDiff(
-            op, res.urn, res.type, res.name, changes, forced,
+            op, res.urn, res.type, res.name, changes, forced, dict(sorted(maybe.items())),
             destroys=_destroys(before, res.options) if forced else None,
             protected=bool(before.options.get("protect") or res.options.get("protect"))))
     for urn, before in old.items():

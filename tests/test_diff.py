@@ -19,6 +19,7 @@ from planner.engine import PlannedResource, StackPlan
 from tests.conftest import ROOT
 
 RDS = "aws:rds/instance:Instance"
+CACHE = "aws:elasticache/replicationGroup:ReplicationGroup"
 URN = "urn:pulumi:test::sofacover::{}::{}"
 
 
@@ -154,29 +155,245 @@ def test_bad_file_is_a_clear_error(tmp_path, content, message):
 
 # -- the replace data -----------------------------------------------------------------------
 
-def test_replace_table_is_what_the_generator_derives_from_the_installed_sdks():
+def test_replace_table_is_what_the_generator_builds():
+    """Offline: the table is what scripts/replace-properties builds from the upstream data,
+    the manual entries and the installed SDKs (no mirror needed)."""
     result = subprocess.run([sys.executable, str(ROOT / "scripts/replace-properties"),
                              "--check"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     table = replace_props.table()
     assert table["sdks"] == replace_props.sdk_versions()
-    # the docstrings are really read: the EKS cluster's own sentence, in the wire name
-    assert "bootstrapSelfManagedAddons" in table["types"]["aws:eks/cluster:Cluster"]["derived"]
+    assert set(table["upstream"]) == {"aws", "cloudflare"}
+    for side in table["upstream"].values():
+        assert side["version"] in side["read_from"] and len(side["read_from"].split()[-1]) == 40
 
 
-def test_every_type_the_program_creates_is_covered(prod, prod_phase2, prod_phase3, dev_phases):
+def test_every_type_the_program_creates_has_replace_data(prod, prod_phase2, prod_phase3,
+                                                          dev_phases):
+    """A planned type with no replace data fails here: a bridged (AWS, Cloudflare) type needs
+    upstream data with the files it was read from; any other type a hand-kept entry with
+    its source or reason."""
     plans = [*prod.values(), *prod_phase2.values(), *prod_phase3.values(),
              *dev_phases.values()]
     types = {r.type for p in plans for r in p.resources if r.custom}
     table = replace_props.table()["types"]
-    assert types <= set(table), sorted(types - set(table))
-    for token in types:
-        entry = table[token]
-        has = entry["derived"] or entry.get("manual", {}).get("properties")
-        assert has or entry.get("reason") or entry.get("manual", {}).get("reason"), token
     manual = yaml.safe_load(replace_props.MANUAL.read_text())
+    assert types <= set(table), f"no replace data for {sorted(types - set(table))}: add " \
+        "them to replace_manual.yaml and run scripts/replace-properties (see its --help)"
+    for token in sorted(types):
+        entry = table[token]
+        if token.split(":")[0] in ("aws", "cloudflare"):
+            assert token in manual["upstream_types"], token
+            assert entry["files"] and entry["upstream"], token
+            assert entry["properties"] or entry["reason"], token
+        else:
+            hand = entry.get("manual", {})
+            assert entry.get("derived") or hand.get("properties") or hand.get("reason") \
+                or entry.get("reason"), token
     for token, entry in manual["types"].items():
         assert entry.get("source") or entry.get("reason"), token
+
+
+def test_forcing_attributes_map_to_sdk_inputs():
+    """Every upstream forcing attribute of a bridged type is an SDK input, except the
+    computed ones the table lists: a rename the generator missed would show up here."""
+    table = replace_props.table()["types"]
+    for token, entry in table.items():
+        for tf_path in entry.get("forcing_but_not_inputs", []):
+            assert tf_path in ("id",), (token, tf_path)
+        _, args = replace_props.sdk_class(token)
+        inputs = set(replace_props.wire_properties(args))
+        for prop in entry.get("properties", {}):
+            assert prop.split(".")[0].removesuffix("[*]") in inputs, (token, prop)
+
+
+@pytest.mark.parametrize("type_,old,new,forced", [
+    ("aws:elasticache/replicationGroup:ReplicationGroup", {"subnetGroupName": "a"},
+     {"subnetGroupName": "b"}, ["subnetGroupName"]),
+    ("aws:rds/instance:Instance", {"storageEncrypted": False}, {"storageEncrypted": True},
+     ["storageEncrypted"]),
+    ("cloudflare:index/dnsRecord:DnsRecord", {"zoneId": "z1", "name": "shop"},
+     {"zoneId": "z2", "name": "shop"}, ["zoneId"]),
+    ("aws:eks/cluster:Cluster", {"kubernetesNetworkConfig": {"serviceIpv4Cidr": "10.100.0.0/16"}},
+     {"kubernetesNetworkConfig": {"serviceIpv4Cidr": "172.20.0.0/16"}},
+     ["kubernetesNetworkConfig.serviceIpv4Cidr"]),
+    ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+     {"securityGroupId": "sg-1", "fromPort": 443}, {"securityGroupId": "sg-2", "fromPort": 443},
+     ["securityGroupId"]),
+])
+def test_a_real_replace_names_the_forcing_property(tmp_path, type_, old, new, forced):
+    (r,) = one(tmp_path, [res(type_, "x", old)], [res(type_, "x", new)]).resources
+    assert r.op == "replace" and r.forced_by == forced
+    assert f"(forced by {', '.join(forced)})" in r.line()
+    assert (r.destroys is not None) == (replace_props.holds_data(type_) is not None)
+
+
+@pytest.mark.parametrize("type_,old,new", [
+    # the launch template's user data and instance type change in place (a new version)
+    ("aws:ec2/launchTemplate:LaunchTemplate",
+     {"name": "lt", "userData": "YQ==", "instanceType": "m5.large"},
+     {"name": "lt", "userData": "Yg==", "instanceType": "m5.xlarge"}),
+    # terraform-provider-aws renames a DB instance in place (ModifyDBInstance
+    # NewDBInstanceIdentifier): identifier is not ForceNew upstream
+    ("aws:rds/instance:Instance", {"identifier": "db-a", "dbName": "shop"},
+     {"identifier": "db-b", "dbName": "shop"}),
+    ("cloudflare:index/dnsRecord:DnsRecord", {"zoneId": "z1", "ttl": 300},
+     {"zoneId": "z1", "ttl": 60}),
+])
+def test_an_in_place_change_is_an_update(tmp_path, type_, old, new):
+    (r,) = one(tmp_path, [res(type_, "x", old)], [res(type_, "x", new)]).resources
+    assert r.op == "update" and r.forced_by == [] and r.destroys is None
+
+
+def test_a_conditional_replace_is_shown_not_assumed(tmp_path):
+    """ElastiCache replaces on an engine version only when it is a downgrade (upstream
+    CustomizeDiff): the diff says it may, and stays an update."""
+    rg = "aws:elasticache/replicationGroup:ReplicationGroup"
+    (r,) = one(tmp_path, [res(rg, "c", {"engineVersion": "7.1"})],
+               [res(rg, "c", {"engineVersion": "6.2"})]).resources
+    assert r.op == "update" and set(r.may_force) == {"engineVersion"}
+    assert "MAY REPLACE: engineVersion (upstream engine_version:" in r.line()
+    assert r.as_json()["may_force"] == r.may_force
+
+
+def test_a_rule_inside_a_list_holds_only_for_that_field():
+    rule = "rules[*].bucket"
+    other = plan_diff.Change("rules", [{"bucket": "a", "days": 1}], [{"bucket": "a", "days": 2}])
+    same_field = plan_diff.Change("rules", [{"bucket": "a"}], [{"bucket": "b"}])
+    added = plan_diff.Change("rules", [{"bucket": "a"}], [{"bucket": "a"}, {"bucket": "b"}])
+    reordered = plan_diff.Change("rules", [{"bucket": "a"}, {"bucket": "b"}],
+                                 [{"bucket": "b"}, {"bucket": "a"}])
+    assert not plan_diff._matches(other, rule)
+    assert plan_diff._matches(same_field, rule) and plan_diff._matches(added, rule)
+    assert not plan_diff._matches(reordered, rule)
+    whole = plan_diff.Change("spec", {"rules": [{"bucket": "a"}]}, {"rules": [{"bucket": "c"}]})
+    assert plan_diff._matches(whole, "spec.rules[*].bucket")
+
+
+# -- the Go source reader ------------------------------------------------------------------
+
+SDKV2 = """package x
+func resourceThing() *schema.Resource {
+	return &schema.Resource{
+		SchemaFunc: func() map[string]*schema.Schema {
+			inner := func() *schema.Schema {
+				return &schema.Schema{Type: schema.TypeString, ForceNew: true}
+			}
+			return map[string]*schema.Schema{
+				names.AttrName: {
+					Type:     schema.TypeString,
+					Required: true,
+					ForceNew: true, // a comment, ForceNew: false
+				},
+				"description": {Type: schema.TypeString, Optional: true},
+				names.AttrKMSKeyID: inner(),
+				"rule": {
+					Type: schema.TypeList,
+					Elem: &schema.Resource{
+						Schema: map[string]*schema.Schema{
+							"bucket": {Type: schema.TypeString, ForceNew: true},
+							"days":   {Type: schema.TypeInt},
+						},
+					},
+				},
+				"config": {
+					Type:     schema.TypeList,
+					MaxItems: 1,
+					Elem:     configSchema(),
+				},
+			}
+		},
+		CustomizeDiff: customdiff.All(
+			customdiff.ForceNewIfChange("engine_version", isDowngrade),
+		),
+	}
+}
+"""
+CONFIG = """package x
+func configSchema() *schema.Resource {
+	return &schema.Resource{Schema: map[string]*schema.Schema{
+		"mode": {Type: schema.TypeString, ForceNew: true, Description: "a, b: c"},
+	}}
+}
+"""
+FRAMEWORK = """package dns
+func ResourceSchema(ctx context.Context) schema.Schema {
+	return schema.Schema{
+		Attributes: map[string]schema.Attribute{
+			"zone_id": schema.StringAttribute{
+				Required:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"ttl": schema.Float64Attribute{Optional: true},
+			"account_id": schema.StringAttribute{
+				PlanModifiers: []planmodifier.String{
+					stringplanmodifier.RequiresReplaceIfConfigured(),
+				},
+			},
+			"kind": schema.StringAttribute{
+				PlanModifiers: []planmodifier.String{
+					stringplanmodifier.RequiresReplaceIf(f, "", ""),
+				},
+			},
+			"rules": schema.ListNestedAttribute{
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"ref": schema.StringAttribute{
+							PlanModifiers: []planmodifier.String{
+								stringplanmodifier.RequiresReplace(),
+							},
+						},
+					},
+				},
+			},
+			"settings": schema.SingleNestedAttribute{
+				Attributes: map[string]schema.Attribute{
+					"flat": schema.BoolAttribute{Optional: true},
+				},
+			},
+		},
+	}
+}
+"""
+
+
+def test_the_go_reader_finds_forcenew_and_requiresreplace(tmp_path):
+    from planner import replace_upstream as up
+
+    pkg = tmp_path / "index/internal/service/x"
+    pkg.mkdir(parents=True)
+    (pkg / "func.resourceThing.goindex").write_text(SDKV2)
+    (pkg / "func.configSchema.goindex").write_text(CONFIG)
+    (pkg / "method.servicePackage.SDKResources.goindex").write_text(
+        'Factory:  resourceThing,\n\t\t\tTypeName: "aws_thing",')
+    tree = up.Tree(tmp_path)
+    _, registry = up.aws_registry(tree)
+    found = up.aws_resource(tree, "aws_thing", registry)
+    assert found.unresolved == []
+    assert set(found.forces) == {"name", "kms_key_id", "rule[*].bucket", "config.mode"}
+    assert found.conditional == {"engine_version": "CustomizeDiff: ForceNewIfChange"}
+    assert found.top == {"name", "description", "kms_key_id", "rule", "config"}
+    svc = tmp_path / "cf/internal/services/dns_record"
+    svc.mkdir(parents=True)
+    (svc / "schema.go").write_text(FRAMEWORK)
+    found = up.cloudflare_resource(up.Tree(tmp_path / "cf"), "cloudflare_dns_record")
+    assert found.forces == {"zone_id": "RequiresReplace()",
+                            "account_id": "RequiresReplaceIfConfigured()",
+                            "rules[*].ref": "RequiresReplace()"}
+    assert found.conditional == {"kind": "RequiresReplaceIf"}
+    assert found.lists == {"rules"}
+
+
+def test_terraform_paths_map_to_the_sdk_names():
+    _, args = replace_props.sdk_class("aws:ec2/launchTemplate:LaunchTemplate")
+    assert replace_props.pulumi_path("block_device_mappings[*].device_name", args) == \
+        "blockDeviceMappings[*].deviceName"
+    assert replace_props.pulumi_path("latest_version", args) is None  # computed only
+    _, args = replace_props.sdk_class("aws:s3/bucketLifecycleConfiguration:"
+                                      "BucketLifecycleConfiguration")
+    assert replace_props.pulumi_path("rule[*].filter", args) == "rules[*].filter"
+    _, alarm = replace_props.sdk_class("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert replace_props.pulumi_path("alarm_name", alarm, {"alarm_name": "name"}) == "name"
 
 
 # -- the real program: prod's phase move ------------------------------------------------------
@@ -197,9 +414,17 @@ def test_phase_move_of_prod_in_full(phase1_file, prod_phase2):
     assert ("create", "aws:eks/cluster:Cluster", "sofacover-prod-cluster") in by
     assert ("update", "aws:ec2/launchTemplate:LaunchTemplate", "sofacover-prod-lt") in by
     assert ("delete", "aws:lb/targetGroup:TargetGroup", "sc-prod-app") in by
-    assert (d.count("update"), d.count("delete"), d.count("replace")) == (7, 11, 0)
     lt = next(r for r in d.resources if r.name == "sofacover-prod-lt")
     assert {"userData", "instanceType"} <= {c.path for c in lt.changes}
+    # Phase 2 drops the instance-ready lifecycle hook the group was created with, and
+    # terraform-provider-aws marks initial_lifecycle_hook ForceNew: the fleet's group is
+    # replaced (a new group, then the old one deleted), which the old table showed as an update.
+    asg = next(r for r in d.resources if r.type == "aws:autoscaling/group:Group")
+    assert asg.op == "replace" and asg.forced_by == ["initialLifecycleHooks"]
+    assert asg.destroys is None
+    assert d.count("replace") == len([r for r in d.resources if r.forced_by])
+    assert d.summary() == (f"prod: +{d.count('create')} ~{d.count('update')} "
+                           f"-{d.count('delete')} +-{d.count('replace')}")
     assert plan_diff.destroying(diffs) == []  # the database is untouched
     assert not any(r.type == RDS for r in d.resources)
 
@@ -208,17 +433,24 @@ def test_a_change_that_replaces_the_database_is_refused(tmp_path, phase1_file):
     doc = json.loads(phase1_file.read_text())
     (db,) = [r for r in doc["stacks"][0]["resources"] if r["type"] == RDS]
     db["inputs"]["dbName"] = "sofacover_old"
+    (cache,) = [r for r in doc["stacks"][0]["resources"] if r["type"] == CACHE]
+    cache["inputs"]["subnetGroupName"] = "sofacover-prod-old-subnets"
     path = tmp_path / "old.json"
     path.write_text(json.dumps(doc))
     result = CliRunner().invoke(app, ["plan", "--stack", "prod", "--diff-from", str(path)])
     assert result.exit_code == 3, result.output
-    line = next(x for x in result.stdout.splitlines() if "DESTROYS DATA" in x)
-    assert line.strip().startswith(f"+- replace {RDS} sofacover-prod-database-db "
-                                   "(forced by dbName)")
-    assert "prod: +0 ~0 -0 +-1" in result.stdout
+    lines = [x.strip() for x in result.stdout.splitlines() if "DESTROYS DATA" in x]
+    assert any(x.startswith(f"+- replace {RDS} sofacover-prod-database-db (forced by dbName)")
+               for x in lines), lines
+    assert any(x.startswith(f"+- replace {CACHE} ") and "(forced by subnetGroupName)" in x
+               for x in lines), lines
+    assert "prod: +0 ~0 -0 +-2" in result.stdout
     allowed = CliRunner().invoke(app, ["plan", "--stack", "prod", "--diff-from", str(path),
                                        "--allow-destroy", "--json", str(tmp_path / "p.json")])
     assert allowed.exit_code == 0, allowed.output
     (stack,) = json.loads((tmp_path / "p.json").read_text())["diff"]["stacks"]
-    (r,) = stack["resources"]
-    assert r["op"] == "replace" and r["forced_by"] == ["dbName"] and r["destroys_data"]
+    by = {r["type"]: r for r in stack["resources"]}
+    assert set(by) == {RDS, CACHE}
+    assert by[RDS]["op"] == "replace" and by[RDS]["forced_by"] == ["dbName"]
+    assert by[CACHE]["forced_by"] == ["subnetGroupName"]
+    assert all(r["destroys_data"] for r in by.values())
