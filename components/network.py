@@ -19,14 +19,12 @@ import pulumi_aws as aws
 
 from components.kms import LogGroupArgs, encrypted_log_group, key_policy
 from config.models import NetworkConfig
+from config.regions import EKS_UNSUPPORTED_ZONE_IDS
 
 TIERS = ("public", "private", "data")
 
 
-# Zone ids where EKS does not place control-plane interfaces (CreateCluster fails with
-# UnsupportedAvailabilityZoneException). Source: the EKS user guide, "Cluster VPC and subnet
-# requirements" (read 2026-11-27).
-EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+# EKS_UNSUPPORTED_ZONE_IDS (config/regions.py, with its source): left out of every VPC.
 
 
 def plan_subnets(cidr: str, az_count: int) -> dict[str, list[str]]:

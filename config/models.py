@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from config import offerings
 from config.presets import PLACEHOLDER_IMAGE
 from config.quantity import cpu_millis, memory_mib
-from config.regions import AZ_COUNT, KNOWN_REGIONS
+from config.regions import AZ_COUNT, EKS_UNSUPPORTED_ZONES, KNOWN_REGIONS, usable_az_count
 from config.thresholds import AlertsConfig
 
 Environment = Literal["dev", "prod"]
@@ -888,9 +888,13 @@ def _check_topology(cfg: StackConfig) -> None:
                    "go in other regions")
     net = cfg.network
     if net is not None and cfg.region is not None:
-        if net.az_count > AZ_COUNT[cfg.region]:
+        if net.az_count > usable_az_count(cfg.region):
+            left_out = EKS_UNSUPPORTED_ZONES.get(cfg.region, ())
             raise rule("network.azCount", f"is {net.az_count} but {cfg.region} has "
-                       f"{AZ_COUNT[cfg.region]} availability zones")
+                       f"{AZ_COUNT[cfg.region]} availability zones"
+                       + (f", {usable_az_count(cfg.region)} without {', '.join(left_out)}, "
+                          "where EKS places no control plane (left out of every VPC)"
+                          if left_out else ""))
         if cfg.environment == "prod" and net.nat_gateways != "perAz":
             raise rule("network.natGateways", "is 'single' but prod needs 'perAz': one NAT "
                        "gateway per AZ, so losing an AZ does not cut the others off")

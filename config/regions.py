@@ -21,6 +21,21 @@ AZ_COUNT: dict[str, int] = {
 }
 KNOWN_REGIONS: frozenset[str] = frozenset(AZ_COUNT)
 
+# Zone ids where EKS does not place control-plane interfaces (CreateCluster fails with
+# UnsupportedAvailabilityZoneException). Source: the EKS user guide, "Cluster VPC and subnet
+# requirements" (read 2026-11-27). The network leaves them out in every stack (a stack may
+# move to EKS in a later phase), so a region offers that many fewer zones to a VPC here.
+EKS_UNSUPPORTED_ZONES: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("use1-az3",), "us-west-1": ("usw1-az2",), "ca-central-1": ("cac1-az3",),
+}
+EKS_UNSUPPORTED_ZONE_IDS: tuple[str, ...] = tuple(
+    z for zones in EKS_UNSUPPORTED_ZONES.values() for z in zones)
+
+
+def usable_az_count(region: str) -> int:
+    """Availability zones a VPC of this project can span in `region`."""
+    return AZ_COUNT[region] - len(EKS_UNSUPPORTED_ZONES.get(region, ()))
+
 # One /16 per region, disjoint, so any two regions can be peered later without renumbering.
 DEFAULT_VPC_CIDR: dict[str, str] = {
     "us-east-1": "10.10.0.0/16",

@@ -891,3 +891,13 @@ def test_no_stack_is_ahead_of_a_stack_it_reads(tmp_path):
     from planner.project import Project
 
     assert Project(root2).rollout("prod")
+
+
+def test_a_vpc_spans_only_zones_where_eks_can_run():
+    from config.regions import EKS_UNSUPPORTED_ZONES, usable_az_count
+
+    region = seed.PRIMARY_REGION
+    assert EKS_UNSUPPORTED_ZONES[region]  # us-east-1 has one (use1-az3)
+    (msg,) = problems(values(sofacover__network={"azCount": usable_az_count(region) + 1}))
+    assert f"{usable_az_count(region)} without {EKS_UNSUPPORTED_ZONES[region][0]}" in msg
+    parse(values(sofacover__network={"azCount": usable_az_count(region)}))
