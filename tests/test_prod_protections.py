@@ -5,8 +5,11 @@ default fails here even when every component test passes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from policy.rules import RULES, STATEFUL_TYPES
 from tests.conftest import of_type
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # AWS's TLS 1.3 + 1.2, forward secrecy only
@@ -148,3 +151,76 @@ def test_kubernetes_pgbouncer_pods_during_a_rollout_fit_the_databases_connection
     assert isinstance(surge, int), "a percentage surge makes the pod count unbounded here"
     pods = spec["replicas"] + surge
     assert per_pod * pods <= _max_connections(plan) - RESERVED
+
+
+# --- every stateful resource type, walked ---------------------------------------------------
+
+# A property name that says a resource holds data (or copies of it).
+DATA_HINT = re.compile(r"snapshot|backup|storage|retention|volumeSize|persistentVolumeClaim|"
+                       r"volumeClaimTemplates", re.IGNORECASE)
+
+HOLDS_NO_DATA_TO_PROTECT = {
+    "aws:cloudwatch/logGroup:LogGroup":
+        "operational logs kept for a set number of days; they go with the stack",
+    "aws:ec2/launchTemplate:LaunchTemplate":
+        "root volumes of disposable instances (deleteOnTermination), rebuilt from the image",
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
+        "copies of the protected primary's backups; their retention is tested above",
+    "kubernetes:helm.sh/v3:Release":
+        "the monitoring chart's metrics retention: operational history, not business data",
+}
+"""Types whose properties look like data but hold none that outlives the stack, and why."""
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
+def test_every_type_that_holds_data_is_a_known_stateful_type(phase_plans):
+    """A new resource type with snapshot, backup, storage or retention properties fails
+    here until it is added to policy/rules.py STATEFUL_TYPES (and so protected in prod) or
+    listed above with the reason it holds nothing to protect."""
+    phase, plans = phase_plans
+    unknown = {r.type for p in plans.values() for r in p.resources
+               if not r.read and any(DATA_HINT.search(k) for k in _keys(r.inputs))
+               and r.type not in STATEFUL_TYPES and r.type not in HOLDS_NO_DATA_TO_PROTECT}
+    assert unknown == set(), f"phase {phase}: stateful types the walk does not know"
+
+
+def test_every_prod_resource_of_a_stateful_type_is_protected(phase_plans):
+    phase, plans = phase_plans
+    walked = set()
+    for stack, plan in plans.items():
+        for res in plan.resources:
+            if res.read or res.type not in STATEFUL_TYPES:
+                continue
+            walked.add(res.type)
+            where = f"phase {phase} {stack} {res.name}"
+            if res.type == "aws:s3/bucket:Bucket":
+                # S3 refuses to delete a bucket that holds objects unless forceDestroy.
+                assert res.options["protect"] or res.inputs.get("forceDestroy") is False, where
+            elif res.type == "aws:kms/key:Key":
+                # A key is as stateful as what it encrypts (policy rule prod-data-keys-protected).
+                users = [r for r in plan.resources if r.type in STATEFUL_TYPES
+                         and res.outputs.get("arn") in (r.inputs.get("kmsKeyId"),
+                                                        r.inputs.get("kmsMasterKeyId"))]
+                assert not users or res.options["protect"] is True, where
+                assert res.inputs["deletionWindowInDays"] == 30, where
+            else:
+                assert res.options["protect"] is True, where
+    expected = {"aws:rds/instance:Instance", "aws:kms/key:Key", "aws:s3/bucket:Bucket"}
+    assert expected <= walked, phase
+    if phase == 1:
+        assert "aws:elasticache/replicationGroup:ReplicationGroup" in walked
+
+
+def test_the_walk_and_the_policy_pack_know_the_same_stateful_types():
+    # One list: the pack's rule and this walk read policy/rules.py STATEFUL_TYPES.
+    (rule,) = [r for r in RULES if r.name == "prod-stateful-protected"]
+    assert set(rule.types) | {"aws:kms/key:Key"} == set(STATEFUL_TYPES)
