@@ -275,7 +275,8 @@ def compare(plan: StackPlan, old: dict[str, OldResource] | None) -> StackDiff:
         rules = dict(replace_properties(res.type))
         rules.update({p: "replace_on_changes" for p in res.options.get("replace_on_changes")
                       or []})
-        forced = sorted({c.path for c in changes for rule in rules if _matches(c, rule)})
+        forced = sorted({c.path for c in changes for rule in rules if _matches(c, rule)
+                         and not _same_region(c, res, plan.region)})
         maybe = {c.path: why for c in changes if c.path not in forced
                  for rule, why in conditional_properties(res.type).items()
                  if _matches(c, rule)}
@@ -291,6 +292,18 @@ def compare(plan: StackPlan, old: dict[str, OldResource] | None) -> StackDiff:
                                       protected=bool(before.options.get("protect"))))
     diffs.sort(key=lambda d: (d.type, d.name, d.urn))
     return StackDiff(plan.stack, diffs, found=bool(old))
+
+
+def _same_region(change: Change, res: Any, stack_region: str | None) -> bool:
+    """terraform-provider-aws replaces on a change of `region` except when one side is unset
+    and the other names the provider's own region (internal/provider/sdkv2
+    forceNewIfRegionChanges). Known here for the stack's default provider (its region is the
+    stack's); with an explicit provider the change counts as forcing."""
+    region = None if res.provider else stack_region
+    if change.path != "region" or not region:
+        return False
+    old, new = _norm(change.old), _norm(change.new)
+    return (old is None and new == region) or (new is None and old == region)
 
 
 def _matches_ignore(path: str, ignored: str) -> bool:

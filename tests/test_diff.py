@@ -245,6 +245,19 @@ def test_an_in_place_change_is_an_update(tmp_path, type_, old, new):
     assert r.op == "update" and r.forced_by == [] and r.destroys is None
 
 
+def test_region_forces_a_new_resource_unless_it_only_names_the_stacks_region(tmp_path):
+    """terraform-provider-aws v6 replaces a resource whose `region` changes, except unset <->
+    the provider's region; plan_of's stack is in us-east-1 with the default provider."""
+    key = "aws:kms/key:Key"
+    (r,) = one(tmp_path, [res(key, "k", {"region": "us-west-2"})],
+               [res(key, "k", {"region": "eu-west-1"})]).resources
+    assert r.op == "replace" and r.forced_by == ["region"] and r.destroys
+    (r,) = one(tmp_path, [res(key, "k", {})], [res(key, "k", {"region": "us-east-1"})]).resources
+    assert r.op == "update"
+    (r,) = one(tmp_path, [res(key, "k", {})], [res(key, "k", {"region": "us-west-2"})]).resources
+    assert r.op == "replace"
+
+
 def test_a_conditional_replace_is_shown_not_assumed(tmp_path):
     """ElastiCache replaces on an engine version only when it is a downgrade (upstream
     CustomizeDiff): the diff says it may, and stays an update."""
