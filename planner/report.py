@@ -332,6 +332,8 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
 
 def timeline_png(rep: Report, path: Path) -> None:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     sims = [(s, r) for s, r in rep.capacity.items() if r is not None]
     n = max(1, len(sims))
     fig, axes = plt.subplots(2, n, figsize=(max(8.0, 4.2 * n + 0.8), 6.4), sharex=True,
@@ -356,12 +358,6 @@ def timeline_png(rep: Report, path: Path) -> None:
                     color="#8C564B", linewidth=2)
         bottom.step(t, [r.nodes_ready + r.nodes_launching for r in rows], where="post",
                     label="nodes incl. launching", color="#E377C2")
-        ratio = [r.capacity / r.demand if r.demand else 0 for r in rows]
-        twin = bottom.twinx()
-        twin.plot(t, [min(x, 2) * 100 for x in ratio], color="#FF7F0E", linestyle=":",
-                  label="capacity / demand %")
-        twin.set_ylim(0, 210)
-        twin.set_ylabel("capacity / demand, %")
         bottom.set_ylabel("nodes" if res.platform == "kubernetes" else "instances")
         bottom.set_xlabel(f"seconds after the {rep.load:g}x step")
         for ax in (top, bottom):
@@ -369,12 +365,14 @@ def timeline_png(rep: Report, path: Path) -> None:
             ax.grid(alpha=0.3)
         top.text(KPI_S, top.get_ylim()[1] * 0.97, f" KPI {KPI_S} s", color="#D62728",
                  va="top", fontsize=8)
+        horizon = max(KPI_S * 1.5, t[-1] if t else 0)
+        for ax in (top, bottom):
+            ax.set_xlim(0, horizon)
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if col == 0:
-            top.legend(loc="upper left", fontsize=8, framealpha=0.9)
-            handles = bottom.get_legend_handles_labels()
-            more = twin.get_legend_handles_labels()
-            bottom.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left",
-                          fontsize=8, framealpha=0.9)
+            top.legend(loc="lower right", fontsize=8, framealpha=0.9)
+            bottom.legend(loc="lower right", fontsize=8, framealpha=0.9)
     if not sims:
         axes[0][0].text(0.5, 0.5, "no serving stack in this scope", ha="center")
     fig.suptitle(f"{rep.scope}, phase {rep.phase}: replicas and nodes through a "
