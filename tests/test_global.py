@@ -444,3 +444,45 @@ def test_runbook_names_the_config_steps_the_tests_plan():
     for name in re.findall(r"tests/test_global.py::(\w+)", text) + re.findall(
             r"`(test_\w+)`", text):
         assert name in globals(), name
+
+
+# -- docs/compliance.md: the retention table is the plan's ------------------------------------
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+def _log_groups(plans, test) -> set:
+    return {r.inputs["retentionInDays"] for p in plans for r in of_type(p.resources, LOG_GROUP)
+            if test(r)}
+
+
+RETENTION = {
+    "rds-backups": lambda plans: {r.inputs["backupRetentionPeriod"] for r in of_type(
+        plans[0].resources, RDS)},
+    "rds-backup-copy": lambda plans: {r.inputs["retentionPeriod"] for r in of_type(
+        plans[0].resources, "aws:rds/instanceAutomatedBackupsReplication:"
+        "InstanceAutomatedBackupsReplication")},
+    "performance-insights": lambda plans: {r.inputs["performanceInsightsRetentionPeriod"]
+                                           for p in plans for r in of_type(p.resources, RDS)},
+    "postgres-logs": lambda plans: _log_groups(plans, lambda r: str(
+        r.inputs.get("name", "")).startswith("/aws/rds/instance/")),
+    "redis-snapshots": lambda plans: {r.inputs["snapshotRetentionLimit"] for p in plans
+                                      for r in of_type(p.resources, REDIS)},
+    "redis-slow-log": lambda plans: _log_groups(plans, lambda r: r.name.endswith("-slow-log")),
+    "flow-logs": lambda plans: _log_groups(plans, lambda r: r.name.endswith("-flow-logs")),
+    "alb-access-logs": lambda plans: {
+        rule["expiration"]["days"] for p in plans for r in of_type(
+            p.resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        if r.name.endswith("-alb-logs-lifecycle") for rule in r.inputs["rules"]},
+    "eks-logs": lambda plans: _log_groups(plans, lambda r: str(
+        r.inputs.get("name", "")).startswith("/aws/eks/")),
+}
+
+
+def test_compliance_retention_table_matches_the_plan(prod_phase3):
+    text = (ROOT / "docs" / "compliance.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \|.*\| (\d+) days \|$", text, re.MULTILINE))
+    assert set(rows) == set(RETENTION)
+    plans = list(prod_phase3.values())
+    for key, planned in RETENTION.items():
+        assert planned(plans) == {int(rows[key])}, key
