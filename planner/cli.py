@@ -258,6 +258,7 @@ def report(
     from config import seed
     from planner import capacity
     from planner import report as report_files
+    from planner.cost import PriceError
 
     err = _stderr()
     if stack is not None and env is not None:
@@ -326,8 +327,12 @@ def report(
             err.print(f"error: the program failed while planning: {exc}", markup=False)
             raise typer.Exit(1) from None
     scope = f"stack {stack}" if stack is not None else f"environment {scope_env}"
-    rep = report_files.build(plans, scope=scope, load=load, compare_plans=compare,
-                             analyse=lambda plan: results[plan.stack])
+    try:
+        rep = report_files.build(plans, scope=scope, load=load, compare_plans=compare,
+                                 analyse=lambda plan: results[plan.stack])
+    except PriceError as exc:  # the price table itself is unreadable
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
     paths = report_files.write(rep, out_dir)
     out.print(f"report written to {out_dir}: {', '.join(p.name for p in paths)}",
               markup=False)

@@ -54,7 +54,8 @@ class Report:
 
 def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
           compare_plans: Sequence[StackPlan] | None = None,
-          analyse: Callable[[StackPlan], Result] | None = None) -> Report:
+          analyse: Callable[[StackPlan], Result] | None = None,
+          prices: costs.PriceTable | None = None) -> Report:
     """Everything the files say, computed once. `analyse` runs the capacity simulation of
     one serving stack (default: planner.capacity.analyse_stack on its validated config)."""
     from planner import capacity
@@ -80,11 +81,12 @@ def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
     note = (f"metric resolution {timing.metric_resolution_s} s, pod start "
             f"{timing.pod_start_s} s, node launch and join {timing.node_launch_s} s, EC2 "
             f"launch {timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s")
+    prices = prices or costs.load_prices()
     return Report(scope, plans[0].environment, plans[0].phase, load, list(plans), results,
-                  costs.environment_cost(plans), avail.environment_availability(plans),
-                  connection_budget(plans),
-                  costs.environment_cost(compare_plans) if compare_plans else None, note,
-                  errors)
+                  costs.environment_cost(plans, prices=prices),
+                  avail.environment_availability(plans), connection_budget(plans),
+                  costs.environment_cost(compare_plans, prices=prices) if compare_plans
+                  else None, note, errors)
 
 
 # === report.json ==============================================================================

@@ -208,6 +208,19 @@ def test_a_missed_kpi_names_what_binds(tmp_path):
     assert "**Not priced**" in md and "ec2:unknown in us-east-1" in md
 
 
+def test_a_compare_phase_is_costed_beside_the_report(tmp_path):
+    primary = [res("aws:autoscaling/group:Group", "asg", {"minSize": 2, "maxSize": 8}),
+               res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"instanceType": "m5.large"})]
+    rep = report.build([plan(primary, phase=3)], scope="environment prod",
+                       compare_plans=[plan(primary, phase=1)])
+    report.write(rep, tmp_path)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["phase"] == 3 and doc["comparePhase"]["phase"] == 1
+    assert doc["comparePhase"]["monthlyCostUsd"] == pytest.approx(rep.compare.monthly_usd,
+                                                                  abs=0.01)
+    assert "Phase 1 for comparison" in (tmp_path / "report.md").read_text()
+
+
 # --- the command -------------------------------------------------------------------------------
 
 runner = CliRunner()
