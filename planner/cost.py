@@ -453,6 +453,9 @@ def _database(p: _Pricer, plan: StackPlan, usage: Usage, a: Assumptions,
                       usage.database_gb * a.replication_gb_per_db_gb, "GB", region=src_region,
                       note="WAL from the primary (assumed volume)")
             continue
+        if i.get("manageMasterUserPassword"):
+            p.add(res, "security", "secretsmanager:secret", 1, "secret-month",
+                  note="the master password RDS keeps in Secrets Manager")
         days = int(i.get("backupRetentionPeriod") or 0)
         backup_gb = usage.database_gb * (1 + a.backup_daily_change * days)
         # Backup storage up to 100% of the provisioned storage is free (RDS pricing).
@@ -498,6 +501,25 @@ def _network(p: _Pricer, plan: StackPlan, usage: Usage, a: Assumptions, hours: f
                   usage.monthly_traffic_gb * share * a.nat_share_of_traffic / len(nats), "GB")
     for res in _res(plan, "aws:ec2/eip:Eip"):
         p.add(res, "network", "ipv4:hour", hours, "IP-hour")
+    # An internet-facing ALB holds a public IPv4 address per subnet (AZ), billed since
+    # 2024-02-01 like any other (aws.amazon.com/vpc/pricing, "Public IPv4 Address").
+    for res in albs:
+        if not res.inputs.get("internal"):
+            n = len(res.inputs.get("subnets") or ())
+            if n:
+                p.add(res, "network", "ipv4:hour", n * hours, "IP-hour",
+                      note=f"{n} public addresses, one per AZ")
+    _waf(p, plan, usage, a, share)
+
+
+def _waf(p: _Pricer, plan: StackPlan, usage: Usage, a: Assumptions, share: float) -> None:
+    for res in _res(plan, "aws:wafv2/webAcl:WebAcl"):
+        rules = len(res.inputs.get("rules") or ())
+        p.add(res, "security", "waf:web-acl", 1, "month")
+        if rules:
+            p.add(res, "security", "waf:rule", rules, "rule-month")
+        millions = usage.daily_users * a.requests_per_user_day * share * 30.4 / 1e6
+        p.add(res, "security", "waf:requests", millions, "million requests")
 
 
 def _monitoring(p: _Pricer, plan: StackPlan, a: Assumptions) -> None:

@@ -35,7 +35,9 @@ TABLE = cost.parse_prices({"date": "2026-11-27", "hoursPerMonth": HOURS, "prices
     row("nat:hour", 0.05), row("nat:gb", 0.05, unit="GB"),
     row("discount:ec2-reserved-1y", 0.4, unit="fraction"),
     row("discount:rds-reserved-1y", 0.3, unit="fraction"),
-    row("discount:ec2-spot", 0.5, unit="fraction"),
+    row("discount:ec2-spot", 0.5, unit="fraction"), row("ipv4:hour", 0.005),
+    row("secretsmanager:secret", 0.4, unit="secret-month"), row("waf:web-acl", 5, unit="month"),
+    row("waf:rule", 1, unit="rule-month"), row("waf:requests", 0.6, unit="million requests"),
 ]})
 
 
@@ -222,6 +224,32 @@ def test_a_cross_region_replica_pays_the_wal_transfer_at_the_source_regions_rate
     (hours,) = lines(sc, "rds:db.m6i.2xlarge")
     assert hours.monthly_usd == pytest.approx(HOURS * 1.0)  # Single-AZ: no factor
     assert not lines(sc, "rds:backup")  # a replica keeps no automated backups of its own
+
+
+def test_an_internet_facing_alb_pays_a_public_address_per_subnet_an_internal_one_none():
+    public = res("aws:lb/loadBalancer:LoadBalancer", "alb", {
+        "loadBalancerType": "application", "internal": False, "subnets": ["a", "b", "c"]})
+    internal = res("aws:lb/loadBalancer:LoadBalancer", "int", {
+        "loadBalancerType": "application", "internal": True, "subnets": ["a", "b"]})
+    sc = cost.stack_cost(plan([public, internal]), cost.usage_for_phase(3), TABLE, serving=1,
+                         edge=False)
+    (ips,) = lines(sc, "ipv4:hour")
+    assert ips.resource.endswith(" alb") and ips.monthly_usd == pytest.approx(3 * HOURS * 0.005)
+
+
+def test_a_managed_master_password_and_a_web_acl_are_priced():
+    a = cost.Assumptions()
+    db = res("aws:rds/instance:Instance", "db", {"instanceClass": "db.m6i.2xlarge",
+                                                  "allocatedStorage": 100,
+                                                  "manageMasterUserPassword": True})
+    acl = res("aws:wafv2/webAcl:WebAcl", "acl", {"rules": [{"name": "a"}, {"name": "b"}]})
+    usage = cost.usage_for_phase(2)
+    sc = cost.stack_cost(plan([db, acl]), usage, TABLE, serving=1, edge=False, a=a)
+    assert lines(sc, "secretsmanager:secret")[0].monthly_usd == pytest.approx(0.4)
+    assert lines(sc, "waf:web-acl")[0].monthly_usd == 5
+    assert lines(sc, "waf:rule")[0].monthly_usd == 2
+    requests_m = usage.daily_users * a.requests_per_user_day * 30.4 / 1e6
+    assert lines(sc, "waf:requests")[0].monthly_usd == pytest.approx(requests_m * 0.6)
 
 
 def test_a_region_priced_at_us_east_1_is_listed_and_noted_on_the_line():
