@@ -193,11 +193,11 @@ def read_upstream(tf_types: dict[str, str], aws: Any | None, cloudflare: Any | N
             repo = "hashicorp/terraform-provider-aws"
             via = (f"lonegunmanb/terraform-provider-aws-index (per-function copies of the "
                    f"upstream source, index/internal/...) @ {tree.ref or 'HEAD'} = "
-                   f"{tree.commit}")
+                   f"{tree.commit or 'a directory, no commit'}")
         else:
             version = tree.ref or "HEAD"
             repo = "cloudflare/terraform-provider-cloudflare"
-            via = f"{repo} @ {version} = {tree.commit}"
+            via = f"{repo} @ {version} = {tree.commit or 'a directory, no commit'}"
         types = {}
         for tf in sorted({t for t in tf_types.values() if t.startswith(prefix)}):
             found = (up.aws_resource(tree, tf, registry) if key == "aws"

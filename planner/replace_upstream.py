@@ -38,14 +38,16 @@ class Tree:
 
     def __init__(self, path: Path, ref: str | None = None):
         self.path = Path(path)
-        self.ref = ref
-        self.git = ref is not None or not (self.path / ".git").exists() and \
-            (self.path / "HEAD").exists()
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"{self.path}: no such directory")
+        self.git_dir = self.path / ".git" if (self.path / ".git").exists() else self.path
+        self.git = (self.git_dir / "HEAD").exists()  # a checkout or a bare mirror
+        self.ref = ref if self.git else None  # a plain directory: what it holds
         self.commit = self._rev_parse() if self.git else None
 
     def _git(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", f"--git-dir={self.path}", *args], capture_output=True,
-                              text=True)
+        return subprocess.run(["git", f"--git-dir={self.git_dir}", *args],
+                              capture_output=True, text=True)
 
     def _rev_parse(self) -> str:
         out = self._git("rev-parse", f"{self.ref or 'HEAD'}^{{commit}}")
