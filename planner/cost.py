@@ -305,10 +305,28 @@ class Fleet:
     max_size: int
     volume_gb: float
     warm_pool: int
+    on_demand_base: int = 0
+    spot_percent: float = 0.0
+    """Of the instances above `on_demand_base`, the share bought as spot (the group's
+    mixed-instances policy: 100 - onDemandPercentageAboveBaseCapacity)."""
 
     def average(self, a: Assumptions) -> float:
         h = a.peak_hours_per_day
         return (h * self.peak + (24 - h) * self.off_peak) / 24
+
+    def always_on_share(self, a: Assumptions) -> float:
+        """Share of the on-demand instance-hours that run all month (the off-peak fleet's
+        on-demand part): what a reservation covers."""
+        spot_off = max(0, self.off_peak - self.on_demand_base) * self.spot_percent / 100
+        on_demand = self.average(a) - self.spot_average(a)
+        return (self.off_peak - spot_off) / on_demand if on_demand else 0.0
+
+    def spot_average(self, a: Assumptions) -> float:
+        """Average spot instances: the share above the base, at off-peak and peak sizes."""
+        h = a.peak_hours_per_day
+        share = self.spot_percent / 100
+        above = [max(0, n - self.on_demand_base) * share for n in (self.peak, self.off_peak)]
+        return (h * above[0] + (24 - h) * above[1]) / 24
 
 
 def _clamp(v: float, low: int, high: int) -> int:
@@ -333,12 +351,20 @@ def fleet(plan: StackPlan, peak_load: float) -> Fleet | None:
                  for m in lt.get("blockDeviceMappings") or ())
     low, high = int(asg.get("minSize", 0)), int(asg.get("maxSize", 0))
     warm = int((asg.get("warmPool") or {}).get("minSize") or 0)
+    mixed = asg.get("mixedInstancesPolicy") or {}
+    dist = mixed.get("instancesDistribution") or {}
+    base = int(dist.get("onDemandBaseCapacity") or 0)
+    spot = 100 - float(dist.get("onDemandPercentageAboveBaseCapacity", 100)) if mixed else 0.0
+    if mixed and itype == "unknown":
+        overrides = (mixed.get("launchTemplate") or {}).get("overrides") or ()
+        itype = next((o.get("instanceType") for o in overrides if o.get("instanceType")),
+                     itype)
     hpas = _res(plan, HPA)
     if hpas and plan.config is not None and plan.config.kubernetes is not None:
         off, peak = _nodes_for(plan, 1.0, low, high), _nodes_for(plan, peak_load, low, high)
     else:
         off, peak = low, _clamp(low * peak_load, low, high)
-    return Fleet(itype, off, peak, low, high, volume, warm)
+    return Fleet(itype, off, peak, low, high, volume, warm, base, spot)
 
 
 def _nodes_for(plan: StackPlan, load: float, low: int, high: int) -> int:
@@ -362,7 +388,8 @@ class _Pricer:
         self.cost = StackCost(plan.stack, plan.region)
 
     def add(self, res: PlannedResource | str, category: str, item: str, quantity: float,
-            unit: str, *, region: str | None = None, note: str = "") -> None:
+            unit: str, *, region: str | None = None, note: str = "",
+            factor: float = 1.0) -> None:
         where = region or self.plan.region
         try:
             row, fallback = self.prices.row(item, where)
@@ -380,7 +407,7 @@ class _Pricer:
                                            f"(no row for {where})"]))
         name = res if isinstance(res, str) else f"{res.type.split(':')[-1]} {res.name}"
         self.cost.lines.append(LineItem(self.plan.stack, where, name, category, item,
-                                        quantity, unit, row.usd, note))
+                                        quantity, unit, row.usd * factor, note))
 
 
 def _region_of_arn(arn: str) -> str | None:
@@ -404,9 +431,18 @@ def stack_cost(plan: StackPlan, usage: Usage, prices: PriceTable, *, serving: in
     if fl is not None:
         asg = _res(plan, ASG)[0]
         avg = fl.average(a)
-        p.add(asg, "compute", f"ec2:{fl.instance_type}", avg * hours, "instance-hour",
+        spot_avg = fl.spot_average(a)
+        p.add(asg, "compute", f"ec2:{fl.instance_type}", (avg - spot_avg) * hours,
+              "instance-hour",
               note=f"{fl.off_peak} off-peak, {fl.peak} for {a.peak_hours_per_day:g} h a day "
-              f"(group {fl.min_size}-{fl.max_size})")
+              f"(group {fl.min_size}-{fl.max_size})"
+              + ("; on-demand share" if spot_avg else ""))
+        if spot_avg:
+            off = _discount(prices, "discount:ec2-spot")
+            p.add(asg, "compute", f"ec2:{fl.instance_type}", spot_avg * hours,
+                  "spot instance-hour", factor=1 - off,
+                  note=f"spot: {fl.spot_percent:g}% above {fl.on_demand_base} on-demand, "
+                  f"{off:.0%} off (planner/data/prices.yaml)")
         if fl.volume_gb:
             p.add(asg, "storage", "ebs:gp3", (avg + fl.warm_pool) * fl.volume_gb, "GB-month",
                   note=f"{fl.volume_gb:g} GB root volume per instance"
@@ -608,13 +644,15 @@ def savings(env: EnvironmentCost, prices: PriceTable, edge: bool) -> list[Saving
     the burst above the minimum fleet, and the CDN's offload of origin bandwidth."""
     lines = [line for s in env.stacks for line in s.lines]
     a = env.assumptions
-    ec2 = sum(line.monthly_usd for line in lines if line.item.startswith("ec2:"))
+    ec2 = sum(line.monthly_usd for line in lines
+              if line.item.startswith("ec2:") and not line.unit.startswith("spot"))
+    spot_lines = [line for line in lines if line.unit.startswith("spot")]
     rds = sum(line.monthly_usd for line in lines if line.item.startswith("rds:db."))
     # The off-peak fleet runs all month: reserve it. The rest is burst.
-    base_share = {s.stack: s.fleet.off_peak / s.fleet.average(a) for s in env.stacks
+    base_share = {s.stack: s.fleet.always_on_share(a) for s in env.stacks
                   if s.fleet is not None}
     always_on = sum(line.monthly_usd * base_share.get(line.stack, 1.0) for line in lines
-                    if line.item.startswith("ec2:"))
+                    if line.item.startswith("ec2:") and not line.unit.startswith("spot"))
     ri_ec2 = _discount(prices, "discount:ec2-reserved-1y")
     ri_rds = _discount(prices, "discount:rds-reserved-1y")
     spot = _discount(prices, "discount:ec2-spot")
@@ -622,10 +660,18 @@ def savings(env: EnvironmentCost, prices: PriceTable, edge: bool) -> list[Saving
         Saving("reserved capacity", always_on * ri_ec2 + rds * ri_rds, False,
                f"1-year reservations: {ri_ec2:.0%} off the always-on instances "
                f"(${always_on:,.0f}), {ri_rds:.0%} off the databases (${rds:,.0f})"),
-        Saving("spot", (ec2 - always_on) * spot, False,
-               f"the burst above the minimum fleet (${ec2 - always_on:,.0f}) on spot at "
-               f"{spot:.0%} off; the plan runs no spot today"),
     ]
+    if spot_lines:
+        taken = sum(line.monthly_usd for line in spot_lines) / (1 - spot) * spot \
+            if spot < 1 else 0.0
+        out.append(Saving("spot", taken, True,
+                          f"the plan's spot share at {spot:.0%} off; the on-demand burst "
+                          f"above the minimum (${max(0.0, ec2 - always_on):,.0f}) could "
+                          "save more"))
+    else:
+        out.append(Saving("spot", (ec2 - always_on) * spot, False,
+                          f"the burst above the minimum fleet (${ec2 - always_on:,.0f}) on "
+                          f"spot at {spot:.0%} off; the plan runs no spot"))
     egress = sum(line.monthly_usd for line in lines if line.item == "transfer:internet")
     if edge:
         offload = egress / (1 - a.cdn_offload) * a.cdn_offload

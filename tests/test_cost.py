@@ -298,6 +298,31 @@ def test_reserved_capacity_covers_the_off_peak_fleet_and_spot_the_burst():
     assert not levers["reserved capacity"].applied and not levers["spot"].applied
 
 
+def test_the_groups_spot_share_is_priced_at_the_spot_discount_and_shown_as_taken():
+    a = cost.Assumptions()
+    group = res(cost.ASG, "asg", {"minSize": 2, "maxSize": 8, "mixedInstancesPolicy": {
+        "instancesDistribution": {"onDemandBaseCapacity": 2,
+                                  "onDemandPercentageAboveBaseCapacity": 50},
+        "launchTemplate": {"overrides": [{"instanceType": "m5.large"}]}}})
+    alb = res("aws:lb/loadBalancer:LoadBalancer", "alb", {"loadBalancerType": "application"})
+    env = cost.environment_cost([plan([group, alb])], prices=TABLE, a=a)
+    (sc,) = env.stacks
+    fl = sc.fleet
+    assert fl is not None and (fl.instance_type, fl.on_demand_base, fl.spot_percent) == (
+        "m5.large", 2, 50)
+    h = a.peak_hours_per_day
+    spot_avg = h * (fl.peak - 2) * 0.5 / 24  # off-peak the group is at its on-demand base
+    on_demand = [li for li in sc.lines if li.unit == "instance-hour"]
+    spot = [li for li in sc.lines if li.unit == "spot instance-hour"]
+    assert spot[0].quantity == pytest.approx(spot_avg * HOURS)
+    assert spot[0].monthly_usd == pytest.approx(spot_avg * HOURS * 0.1 * (1 - 0.5))
+    assert on_demand[0].quantity == pytest.approx((fl.average(a) - spot_avg) * HOURS)
+    taken = {s.lever: s for s in env.savings}["spot"]
+    assert taken.applied and taken.monthly_usd == pytest.approx(spot_avg * HOURS * 0.1 * 0.5)
+    # Off-peak every instance is on-demand base: all of it could be reserved.
+    assert fl.always_on_share(a) == pytest.approx(2 / (fl.average(a) - spot_avg))
+
+
 def test_cost_per_daily_user_is_the_total_over_the_phases_daily_users():
     env = cost.environment_cost([plan(asg())], prices=TABLE)
     assert env.cost_per_daily_user == pytest.approx(env.monthly_usd
