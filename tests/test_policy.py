@@ -388,3 +388,34 @@ def test_the_pack_folder_is_what_the_pulumi_cli_expects():
     assert "pulumi-policy==" in requirements
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main
+
+
+def test_the_pack_answers_the_pulumi_cli_over_the_analyzer_protocol():
+    """As `pulumi preview --policy-pack policy` runs it: __main__.py started in the pack's
+    folder prints its port; the engine asks for the policies, then analyzes resources."""
+    import subprocess
+    import sys
+
+    import grpc
+    from google.protobuf import empty_pb2, struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+    proc = subprocess.Popen([sys.executable, "__main__.py"], cwd=ROOT / "policy",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=60)
+            assert {p.name for p in info.policies} == {r.name for r in R.RULES} | {
+                EXCEPTIONS_RULE}
+            props = struct_pb2.Struct()
+            props.update(with_(LT, ("metadataOptions", "httpTokens"), "optional"))
+            found = stub.Analyze(analyzer_pb2.AnalyzeRequest(
+                type=R.LAUNCH_TEMPLATE, properties=props, name="lt",
+                urn=f"urn:pulumi:prod::sofacover::{R.LAUNCH_TEMPLATE}::lt"), timeout=60)
+            fired = {d.policyName for d in found.diagnostics}
+            assert "imdsv2-required" in fired and "ebs-encrypted" not in fired
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
