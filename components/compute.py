@@ -20,7 +20,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
+from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE
 from components.pgbouncer import PORT as PGBOUNCER_PORT
 from components.placeholder import PLACEHOLDER_CONF, PLACEHOLDER_IMAGE, placeholder_server_block
 from config.cloudflare import IPV4_RANGES
@@ -40,10 +40,46 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Amazon Linux 2023, resolved per region from AWS's public SSM parameter, never pinned.
 AL2023_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 SSM_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-# Scale out fast on a spike: this much CPU above the tracking target for one minute adds
-# half the group again (target tracking alone needs 3 minutes of datapoints).
+# Scale out fast on a spike: this much CPU above the tracking target for one alarm period
+# adds at least half the group again (target tracking alone needs 3 minutes of datapoints).
 FAST_SCALE_MARGIN = 15
 FAST_SCALE_PERCENT = 50
+# ec2 platform: the spike alarm reads the CloudWatch agent's CPU every 10 s (a
+# high-resolution custom metric; the EC2 metric comes once a minute), and its step takes the
+# group from minSize to maxSize at once, from the warm pool: 10x within 2 minutes (issue 13).
+# AWS: high-resolution metrics and 10 s alarms, https://docs.aws.amazon.com/AmazonCloudWatch/
+# latest/monitoring/publishingMetrics.html#high-resolution-metrics; the agent's
+# metrics_collection_interval below 60 s stores high-resolution metrics, and
+# append_dimensions ${aws:AutoScalingGroupName} with aggregation_dimensions give one series
+# per group (CloudWatch agent configuration file reference,
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+# CloudWatch-Agent-Configuration-File-Details.html).
+SPIKE_PERIOD_S = 10
+AGENT_NAMESPACE = "CWAgent"
+AGENT_CPU_METRIC = "cpu_usage_active"
+AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+AGENT_POLICY = "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"
+
+
+def fast_scale_percent(min_size: int, max_size: int) -> int:
+    """The spike step (PercentChangeInCapacity): minSize to maxSize in one step, at least
+    FAST_SCALE_PERCENT."""
+    return max(FAST_SCALE_PERCENT, -(-(max_size - max(min_size, 1)) * 100 // max(min_size, 1)))
+
+
+def agent_config() -> str:
+    """CloudWatch agent: total CPU every 10 s, flushed every 10 s, one series per group."""
+    return json.dumps({
+        "agent": {"metrics_collection_interval": SPIKE_PERIOD_S,
+                  "force_flush_interval": SPIKE_PERIOD_S},
+        "metrics": {
+            "namespace": AGENT_NAMESPACE,
+            "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+            "aggregation_dimensions": [["AutoScalingGroupName"]],
+            "metrics_collected": {"cpu": {"measurement": ["usage_active"], "totalcpu": True,
+                                          "metrics_collection_interval": SPIKE_PERIOD_S}},
+        },
+    }, sort_keys=True)
 # An SSM parameter path: AWS allows letters, digits and _ . - / only.
 SSM_PATH = r"^(?:/[A-Za-z0-9_.-]+)+$"
 
@@ -212,18 +248,23 @@ def render_app_user_data(image: str, port: int, region: str = "",
     Every value is shell-quoted (shlex.quote) although the config already refuses
     anything but an image reference, a path and a region: user data runs as root."""
     q = shlex.quote
-    lines = ["#!/bin/bash", "set -euo pipefail", "dnf install -y docker",
-             "systemctl enable --now docker"]
+    lines = ["#!/bin/bash", "set -euo pipefail", "dnf install -y docker amazon-cloudwatch-agent",
+             "systemctl enable --now docker",
+             f"cat > {AGENT_CONFIG} <<'SOFACOVER_AGENT'", agent_config(), "SOFACOVER_AGENT",
+             "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config "
+             f"-m ec2 -s -c file:{AGENT_CONFIG}"]
     env = f"-e PORT={q(str(port))}"
     if sidecar_path:
         get = (f"aws ssm get-parameter --region {q(region)} --query Parameter.Value "
                "--output text")
         ini, userlist = q(f"{sidecar_path}/pgbouncer.ini"), q(f"{sidecar_path}/userlist.txt")
+        # The RDS roots come with the config (SSM), not from the internet at boot.
+        ca = q(f"{sidecar_path}/rds-ca.pem")
         sidecar = [
             "#!/bin/bash", "set -euo pipefail",
             f"mkdir -p {q(RDS_CA_DIR)} /etc/pgbouncer/auth",
-            f"curl -fsS --retry 5 -o {q(RDS_CA_FILE)} {q(RDS_CA_URL)}",
             # The data tier publishes the config after the instances may already boot.
+            f"until {get} --name {ca} > {q(RDS_CA_FILE)}; do sleep 10; done",
             f"until {get} --name {ini} > /etc/pgbouncer/pgbouncer.ini; do sleep 10; done",
             f"until {get} --with-decryption --name {userlist}"
             " > /etc/pgbouncer/auth/userlist.txt; do sleep 10; done",
@@ -593,6 +634,9 @@ class Compute(pulumi.ComponentResource):
                                 tags=tags, opts=child)
             aws.iam.RolePolicyAttachment(f"{name}-instance-ssm", role=role.name,
                                          policy_arn=SSM_POLICY, opts=child)
+            # the CloudWatch agent: PutMetricData, and DescribeTags for the group's name
+            aws.iam.RolePolicyAttachment(f"{name}-instance-agent", role=role.name,
+                                         policy_arn=AGENT_POLICY, opts=child)
             if args.sidecar_parameter_path:
                 aws.iam.RolePolicy(
                     f"{name}-instance-sidecar-config", role=role.name,
@@ -733,18 +777,25 @@ class Compute(pulumi.ComponentResource):
                         "resource_label": pulumi.Output.all(
                             alb.arn_suffix, groups["app"].arn_suffix).apply(_resource_label)},
                     "target_value": args.requests_per_target}, opts=child)
+        # ec2: the agent's 10 s CPU, and a step to maxSize; kubernetes nodes (no agent, no
+        # autoscaler): EC2's own 1-minute CPU and half the group again.
+        agent = args.platform == "ec2"
+        percent = (fast_scale_percent(args.min_size, args.max_size) if agent
+                   else FAST_SCALE_PERCENT)
+        period = SPIKE_PERIOD_S if agent else 60
         fast = aws.autoscaling.Policy(
             f"{name}-fast-scale-out", autoscaling_group_name=group.name,
             policy_type="StepScaling", adjustment_type="PercentChangeInCapacity",
             min_adjustment_magnitude=1, metric_aggregation_type="Average",
-            step_adjustments=[{"scaling_adjustment": FAST_SCALE_PERCENT,
+            step_adjustments=[{"scaling_adjustment": percent,
                                "metric_interval_lower_bound": "0"}], opts=child)
         aws.cloudwatch.MetricAlarm(
             f"{name}-cpu-spike", alarm_description=(
                 f"CPU {FAST_SCALE_MARGIN} points above the {args.cpu_target_percent}% target "
-                f"for 1 minute: add {FAST_SCALE_PERCENT}% capacity"),
-            namespace="AWS/EC2", metric_name="CPUUtilization", statistic="Average",
-            period=60, evaluation_periods=1, datapoints_to_alarm=1,
+                f"for {period} s: add {percent}% capacity"),
+            namespace=AGENT_NAMESPACE if agent else "AWS/EC2",
+            metric_name=AGENT_CPU_METRIC if agent else "CPUUtilization", statistic="Average",
+            period=period, evaluation_periods=1, datapoints_to_alarm=1,
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=min(100, args.cpu_target_percent + FAST_SCALE_MARGIN),
             dimensions={"AutoScalingGroupName": group.name},

@@ -289,6 +289,9 @@ class Ec2Group:
     warm_pool_max_prepared: int | None = None
     fast_margin: int = 15
     fast_percent: int = 50
+    fast_period_s: int = 60
+    """The spike alarm's period: 60 s on EC2's own CPU metric, 10 s on the CloudWatch
+    agent's high-resolution one (components/compute.py)."""
     health_interval_s: int = 15
     healthy_threshold: int = 2
 
@@ -324,6 +327,9 @@ class Timing:
     cloudwatch_period_s: int = 60
     cloudwatch_delay_s: int = 30
     """A 1-minute datapoint reaches the alarm this long after its minute ends; UNVERIFIED."""
+    highres_delay_s: int = 15
+    """A 10 s agent datapoint reaches its alarm this long after its period ends (agent
+    flush every 10 s, then ingestion); UNVERIFIED estimate."""
     tracking_datapoints: int = 3
     """Target tracking's scale-out alarm: 3 of 3 datapoints of 60 s (reported in
     aws/copilot-cli#4233 and hashicorp/terraform-provider-aws#42553)."""
@@ -662,7 +668,8 @@ def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
                  timing: Timing = Timing(), stack: str = "") -> Result:
     """The group's three policies as components/compute.py configures them: target tracking
     on CPU and on ALB requests per target (3 x 60 s datapoints), and the step policy that
-    adds `fast_percent` on one datapoint `fast_margin` points above the CPU target."""
+    adds `fast_percent` on one datapoint of `fast_period_s` `fast_margin` points above the
+    CPU target."""
     stop_early = isinstance(load, (int, float))  # a plain step: done once it has capacity
     profile = step(load) if stop_early else load
     peak = max(profile(t) for t in range(0, timing.horizon_s + 1, 15))
@@ -682,6 +689,11 @@ def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
     rows: list[Row] = []
     met: int | None = None
     period = timing.cloudwatch_period_s
+    spike_period = group.fast_period_s
+    spike_delay = (timing.cloudwatch_delay_s if spike_period >= 60
+                   else timing.highres_delay_s)
+    spike_acc: list[float] = []
+    spikes: list[tuple[int, float]] = []  # (available at, avg CPU %) of the spike alarm
     t = -(period * timing.tracking_datapoints + timing.cloudwatch_delay_s)
     t -= t % period
     while t <= timing.horizon_s:
@@ -693,11 +705,15 @@ def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
             points.append((t + timing.cloudwatch_delay_s, sum(cpu_acc) / len(cpu_acc),
                            sum(req_acc) / len(req_acc) if req_acc else 0.0))
             cpu_acc, req_acc = [], []
+        if t % spike_period == 0 and spike_acc:
+            spikes.append((t + spike_delay, sum(spike_acc) / len(spike_acc)))
+            spike_acc = []
         # with default instance warmup, an instance's metrics count once it is warm
         counted = [i for i in insts if i.in_service_at + group.warmup_s <= t]
         if counted:
             used = sum(per if i.healthy_at <= t else 0.0 for i in counted)
             cpu_acc.append(used / len(counted))
+            spike_acc.append(used / len(counted))
         if healthy and group.requests_per_target is not None:
             # 1x puts requests per target at the target on minSize instances
             req_acc.append(group.requests_per_target * group.min_size * factor / len(healthy))
@@ -712,10 +728,14 @@ def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
                     all(r > group.requests_per_target for _, r in last):
                 desired = max(desired, math.ceil(in_service * last[-1][1]
                                                  / group.requests_per_target))
-            if seen[-1][0] >= min(100, target + group.fast_margin) and t >= fast_until:
-                desired += max(1, desired * group.fast_percent // 100)
-                fast_until = t + group.warmup_s
             desired = min(desired, group.max_size)
+        spiked = [c for at, c in spikes if at <= t]
+        if spiked and (t - spike_delay) % spike_period == 0 and t >= fast_until and \
+                spiked[-1] >= min(100, target + group.fast_margin):
+            # PercentChangeInCapacity: rounded down, at least 1 (min_adjustment_magnitude)
+            desired = min(group.max_size,
+                          desired + max(1, desired * group.fast_percent // 100))
+            fast_until = t + group.warmup_s
         while len(insts) < desired:
             if warm > 0:  # a pre-initialised instance: started, its containers restart
                 warm -= 1
@@ -800,6 +820,11 @@ def _relaxations_ec2(group: Ec2Group, timing: Timing
     out = [(f"target tracking needs {timing.tracking_datapoints} datapoints of "
             f"{timing.cloudwatch_period_s} s (+{timing.cloudwatch_delay_s} s CloudWatch delay)",
             group, replace(timing, tracking_datapoints=1, cloudwatch_delay_s=0))]
+    delay = timing.cloudwatch_delay_s if group.fast_period_s >= 60 else timing.highres_delay_s
+    out.append((f"spike alarm on {group.fast_period_s} s datapoints (+{delay} s until the "
+                f"alarm sees one), a step of {group.fast_percent}%",
+                replace(group, fast_period_s=1, fast_percent=1000),
+                replace(timing, highres_delay_s=0)))
     if not group.warm_pool:
         out.append(("no warm pool: every instance launches cold "
                     f"({timing.instance_launch_s} s launch + {timing.app_bootstrap_s} s "
@@ -1081,12 +1106,19 @@ def ec2_inputs(cfg: StackConfig) -> Ec2Group:
     """The phase-1 group from the validated stack config. The target group's health check
     (15 s interval, 2 healthy) is components/compute.py's; tests/test_compute.py holds the
     two together."""
+    from components.compute import (  # imports Pulumi: only here
+        FAST_SCALE_MARGIN,
+        SPIKE_PERIOD_S,
+        fast_scale_percent,
+    )
     assert cfg.compute is not None
     c = cfg.compute
     return Ec2Group(c.instance_type, c.min_size, c.max_size, c.desired_capacity,
                     c.cpu_target_percent, c.requests_per_target, c.instance_warmup_seconds,
                     c.warm_pool.enabled, c.warm_pool.min_size,
-                    c.warm_pool.max_prepared_capacity)
+                    c.warm_pool.max_prepared_capacity, fast_margin=FAST_SCALE_MARGIN,
+                    fast_percent=fast_scale_percent(c.min_size, c.max_size),
+                    fast_period_s=SPIKE_PERIOD_S)
 
 
 def analyse_stack(cfg: StackConfig, *, load: float = 10.0, timing: Timing = Timing(),

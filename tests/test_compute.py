@@ -12,8 +12,11 @@ import pulumi
 import pytest
 
 from components.compute import (
+    AGENT_CPU_METRIC,
+    AGENT_NAMESPACE,
     AL2023_AMI_PARAMETER,
     FAST_SCALE_MARGIN,
+    SPIKE_PERIOD_S,
     TLS_POLICY,
     Compute,
     ComputeArgs,
@@ -216,8 +219,10 @@ def test_launch_template_requires_imdsv2_encrypts_and_has_no_ssh_key(build):
     assert "keyName" not in lt.inputs
     assert lt.inputs["imageId"].startswith("ami-")  # resolved by lookup
     (profile,) = of_type(res, "aws:iam/instanceProfile:InstanceProfile")
-    (ssm,) = of_type(res, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert ssm.inputs["policyArn"].endswith("AmazonSSMManagedInstanceCore")
+    attached = {r.inputs["policyArn"].rsplit("/", 1)[1] for r in
+                of_type(res, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    # SSM for access without SSH; the CloudWatch agent for the 10 s spike metric
+    assert attached == {"AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"}
 
 
 def test_user_data_runs_the_configured_image_read_only(build):
@@ -311,8 +316,19 @@ def test_scales_on_cpu_and_requests_per_target_and_fast_on_spikes(build):
         "ALBRequestCountPerTarget"
     assert req["predefinedMetricSpecification"]["resourceLabel"].startswith("app/")
     (alarm,) = of_type(res, "aws:cloudwatch/metricAlarm:MetricAlarm")
-    assert alarm.inputs["period"] == 60 and alarm.inputs["evaluationPeriods"] == 1
+    # ec2: the CloudWatch agent's 10 s CPU of the group, one datapoint, a step to maxSize
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == (AGENT_NAMESPACE,
+                                                                       AGENT_CPU_METRIC)
+    assert alarm.inputs["period"] == SPIKE_PERIOD_S and alarm.inputs["evaluationPeriods"] == 1
     assert alarm.inputs["threshold"] == args().cpu_target_percent + FAST_SCALE_MARGIN
+    (step,) = policies["web-fast-scale-out"]["stepAdjustments"]
+    group = args()
+    assert group.min_size * (1 + step["scalingAdjustment"] / 100) >= group.max_size
+    script = base64.b64decode(of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")[0]
+                              .inputs["userData"]).decode()
+    agent = json.loads(script.split("<<'SOFACOVER_AGENT'\n")[1].split("\nSOFACOVER_AGENT")[0])
+    assert agent["agent"]["metrics_collection_interval"] == SPIKE_PERIOD_S  # high resolution
+    assert agent["metrics"]["aggregation_dimensions"] == [["AutoScalingGroupName"]]
 
 
 def planned_group(res) -> Ec2Group:
@@ -323,8 +339,8 @@ def planned_group(res) -> Ec2Group:
     policies = {r.name: r.inputs for r in of_type(res, POLICY)}
     (alarm,) = of_type(res, "aws:cloudwatch/metricAlarm:MetricAlarm")
     (tg,) = of_type(res, "aws:lb/targetGroup:TargetGroup")
-    # the simulator's fast alarm: one datapoint of one minute
-    assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"]) == (60, 1)
+    # the simulator's fast alarm: one datapoint of its period
+    assert alarm.inputs["evaluationPeriods"] == 1
     cpu = policies["web-cpu-tracking"]["targetTrackingConfiguration"]["targetValue"]
     requests = policies.get("web-requests-tracking")
     (step,) = policies["web-fast-scale-out"]["stepAdjustments"]
@@ -335,19 +351,24 @@ def planned_group(res) -> Ec2Group:
                     g["defaultInstanceWarmup"], pool is not None,
                     pool["minSize"] if pool else 1, pool.get("maxGroupPreparedCapacity")
                     if pool else None, fast_margin=alarm.inputs["threshold"] - cpu,
-                    fast_percent=step["scalingAdjustment"],
+                    fast_percent=step["scalingAdjustment"], fast_period_s=alarm.inputs["period"],
                     health_interval_s=hc["interval"], healthy_threshold=hc["healthyThreshold"])
 
 
-def test_phase1_group_misses_10x_within_120s_because_target_tracking_waits_3_minutes(build):
-    # The fast alarm adds 50 % (one instance) after the first minute; the target tracking
-    # alarms need 3 datapoints of 60 s before they ask for maxSize; a cold instance then
-    # needs launch, bootstrap and two health checks: no warm pool, so about 5.5 minutes
+def test_phase1_group_meets_10x_within_120s_from_the_warm_pool(build):
+    # The agent's first 10 s datapoint of the spike reaches the alarm 15 s after it ends
+    # (t = 25); the step takes 2 instances to maxSize 8; the warm ones start in 30 s and pass
+    # two 15 s health checks: 25 + 30 + 30 = 85 s (planner/capacity.py Timing)
+    result = analyse_ec2(planned_group(build(compute()).resources), load=10, kpi_s=120)
+    assert result.meets(120) and result.seconds == 85
+
+
+def test_phase1_group_without_its_warm_pool_misses_10x_within_120s(build):
+    # cold instances: launch 30 s + bootstrap 60 s instead of a 30 s warm start -> 145 s
     result = analyse_ec2(planned_group(build(compute(warm_pool=False)).resources), load=10,
                          kpi_s=120)
-    assert not result.meets(120)
-    assert result.seconds is not None and result.seconds >= 240  # 4.5-6 min
-    assert result.binding[0].startswith("target tracking needs 3 datapoints of 60 s")
+    assert not result.meets(120) and result.seconds == 145
+    assert result.binding[0].startswith(("no warm pool", "instance start (30 s launch"))
 
 
 def test_phase1_warm_pool_shortens_the_scale_out_by_the_cold_start(build):
