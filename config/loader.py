@@ -79,11 +79,17 @@ def parse_stack_config(
         elif name in SCALAR_KEYS:
             own[name] = value
 
+    # A secret stored in plain text is reported whatever else is wrong (it needs no model).
+    plain = [f"{where}: {key} is stored in plain text; it must be a secret: "
+             f"`pulumi config set --secret {key} <value>`"
+             for key in dict.fromkeys([*(f"{NAMESPACE}:{n}" for n in SECRET_KEYS),
+                                       *(k for keys in REQUIRED_SECRETS.values() for k in keys)])
+             if values.get(key) not in (None, "") and key not in secret_keys]
     phase = _phase(own.get("phase"), where, problems)
     environment, role = own.get("environment"), own.get("role")
     region = values.get("aws:region")
     if phase is None:  # the presets depend on it: nothing more can be checked
-        raise ConfigError(problems)
+        raise ConfigError(problems + plain)
 
     layered = defaults_for(phase, str(environment), str(role), region, "edge" in own)
     raw = merge(layered, {k: v for k, v in own.items() if k != "phase"})
@@ -92,7 +98,7 @@ def parse_stack_config(
         cfg = StackConfig.model_validate(raw)
     except ValidationError as exc:
         problems.extend(f"{where}: {msg}" for msg in _messages(exc))
-        raise ConfigError(problems) from None
+        raise ConfigError(problems + plain) from None
 
     # A stack with its own edge, or one that writes its ACM validation records into the
     # Cloudflare zone (compute.dnsValidation cloudflare), talks to Cloudflare itself.
@@ -107,11 +113,9 @@ def parse_stack_config(
                 problems.append(f"{where}: {key} is required for the {cfg.role} role and "
                                 f"missing; set it with `pulumi config set --secret {key} "
                                 "<value>`")
-        elif key not in secret_keys:
-            problems.append(f"{where}: {key} is stored in plain text; it must be a secret: "
-                            f"`pulumi config set --secret {key} <value>`")
-        elif problem := secret_problem(key, values.get(key)):
+        elif key in secret_keys and (problem := secret_problem(key, values.get(key))):
             problems.append(f"{where}: {problem}")
+    problems += [p for p in plain if p not in problems]
     if problems:
         raise ConfigError(problems)
     return cfg

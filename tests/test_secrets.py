@@ -75,3 +75,102 @@ def test_a_sentinel_of_the_wrong_format_is_refused_without_showing_it(project):
     (problem,) = caught.value.problems
     assert "sofacover:redisAuthToken does not have the format" in problem
     assert "S3ntinel" not in problem
+
+
+def _leaks(text: str) -> list[str]:
+    return [key for key, sentinel in SENTINELS.items() if sentinel[:12] in text]
+
+
+def test_sentinels_never_reach_the_json_tfplan_diff_policy_or_report(
+        planned_with_sentinels, project, tmp_path):
+    from planner import diff as plan_diff
+    from planner import policy as plan_policy
+    from planner import report as report_files
+    from planner import tfplan
+    from planner.render import write_json
+
+    plan = planned_with_sentinels
+    findings = preflight.check([plan])
+    write_json([plan], tmp_path / "plan.json", findings)
+    tfplan.write([plan], tmp_path / "tfplan.json")
+    # The diff against a plan without the sentinels: the secret inputs differ, if at all,
+    # only as masks.
+    before = plan_stack(project, "prod", phase=2)
+    write_json([before], tmp_path / "before.json", [])
+    diffs = plan_diff.diff([plan], plan_diff.load(tmp_path / "before.json"))
+    policy = plan_policy.check([plan])
+    buffer = io.StringIO()
+    plan_policy.print_report(policy, Console(file=buffer, width=400, color_system=None))
+    rep = report_files.build([plan], scope="stack prod")
+    paths = report_files.write(rep, tmp_path / "report")
+    texts = {
+        "json": (tmp_path / "plan.json").read_text(),
+        "tfplan": (tmp_path / "tfplan.json").read_text(),
+        "diff": "\n".join(plan_diff.lines(diffs, tmp_path / "before.json"))
+        + json.dumps([d.as_json() for d in diffs]),
+        "policy": buffer.getvalue() + json.dumps(policy.as_json()),
+        **{p.name: p.read_bytes().decode("latin-1") for p in paths},
+    }
+    for where, text in texts.items():
+        assert not _leaks(text), f"{_leaks(text)} leak into the {where}"
+
+
+# What the CLI sees of a secret is its ciphertext (it cannot decrypt): that must not be
+# shown either, in any output or file of any command, including the errors.
+CIPHER = "v1:U2VudGluZWxDaXBoZXJ0ZXh0:Q2lwaGVyU2VudGluZWw="
+
+
+def _with_cipher(tmp_path):
+    from tests.test_program import copy_project
+
+    tmp_path.mkdir(exist_ok=True)
+    root = copy_project(tmp_path)
+    for path in root.glob("Pulumi.*.yaml"):
+        path.write_text(path.read_text().replace(
+            "v1:placeholder:replace-with-pulumi-config-set-secret", CIPHER))
+    return root
+
+
+def test_the_ciphertext_never_reaches_plan_json_tfplan_diff_or_report(dev, tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    from planner.render import write_json
+
+    root = _with_cipher(tmp_path / "project")
+    write_json([dev], tmp_path / "before.json", [])
+    runner = CliRunner()
+    plan = runner.invoke(app, ["plan", "--project", str(root), "--stack", "dev",
+                               "--json", str(tmp_path / "plan.json"),
+                               "--tfplan", str(tmp_path / "tfplan.json"),
+                               "--diff-from", str(tmp_path / "before.json")])
+    assert plan.exit_code in (0, 1), plan.output  # 1: findings, still a whole plan
+    report = runner.invoke(app, ["report", "--project", str(root), "--stack", "dev",
+                                 "--out", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    files = [tmp_path / "plan.json", tmp_path / "tfplan.json",
+             *(tmp_path / "report").iterdir()]
+    assert len(files) > 3
+    for text, where in [(plan.output, "plan"), (report.output, "report"),
+                        *((f.read_bytes().decode("latin-1"), f.name) for f in files)]:
+        assert CIPHER not in text and CIPHER.split(":")[1] not in text, where
+
+
+def test_the_ciphertext_and_plain_values_never_reach_config_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    root = _with_cipher(tmp_path)
+    stack_file = root / "Pulumi.dev.yaml"
+    sentinel = SENTINELS["sofacover:dbAppPassword"]
+    text = stack_file.read_text().replace(
+        f"  sofacover:dbAppPassword:\n    secure: {CIPHER}",
+        f"  sofacover:dbAppPassword: {sentinel}")
+    stack_file.write_text(text + "  sofacover:compute:\n    minSize: -1\n")
+    runner = CliRunner()
+    for command in (["plan"], ["report"]):
+        result = runner.invoke(app, [*command, "--project", str(root), "--stack", "dev"])
+        assert result.exit_code == 2, result.output
+        assert "sofacover:dbAppPassword is stored in plain text" in result.output
+        assert sentinel[:12] not in result.output and CIPHER not in result.output
