@@ -115,7 +115,13 @@ def test_stack_file_overrides_key_by_key_and_keeps_the_rest():
 
 def test_secondary_carries_only_regional_concerns_and_the_replicas_settings():
     cfg = parse(secondary())
-    assert cfg.cache is None and cfg.pgbouncer is None
+    # its own Redis and PgBouncer (used once it serves): a write pool to the primary and a
+    # read pool to its replica
+    from config.presets import SECONDARY_WRITE_POOL
+    assert cfg.cache == parse(values()).cache
+    assert cfg.pgbouncer.max_server_connections == SECONDARY_WRITE_POOL
+    assert cfg.pgbouncer.replica_server_connections == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
+    assert parse(values()).pgbouncer.replica_server_connections is None
     assert cfg.database == parse(values()).database  # the replica matches the primary
     assert cfg.network.cidr != parse(values()).network.cidr
 
@@ -882,7 +888,9 @@ def test_no_stack_is_ahead_of_a_stack_it_reads(tmp_path):
     found = " ".join(_env_problems(root))
     assert ("Pulumi.prod-us-west-2.yaml: sofacover:phase is 2 but prod (named by "
             "sofacover:primary.stack) is at phase 1") in found
-    assert "Pulumi.prod-edge.yaml: sofacover:phase is 2 but prod-eu-west-1" in found
+    # the edge may be ahead of its origins: it leaves out, with a warning, a region whose
+    # stack does not serve yet (tests/test_global.py, the edge at phase 3 over phase 1)
+    assert "Pulumi.prod-edge.yaml: sofacover:phase" not in found
     # the primary ahead of its readers is how a phase moves: accepted
     (tmp_path / "ahead").mkdir()
     root2 = copy_project(tmp_path / "ahead")
