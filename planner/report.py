@@ -442,6 +442,9 @@ def _components(plan: StackPlan) -> list[str]:
     """What a stack runs, in words, from its planned resources."""
     types = {r.type for r in plan.resources if not r.read}
     out = []
+    if "aws:ec2/vpc:Vpc" in types:
+        nats = sum(1 for r in plan.resources if r.type == "aws:ec2/natGateway:NatGateway")
+        out.append(f"VPC, {nats} NAT gateway{'s' * (nats != 1)}")
     if "aws:lb/loadBalancer:LoadBalancer" in types:
         out.append("ALB")
     for r in plan.resources:
@@ -518,14 +521,22 @@ def environment_png(rep: Report, path: Path) -> None:
                 replica_dbs.append((x + width / 2, y - 0.08))
         boxes[plan.stack] = (x, y, width, height)
     # The edge (Cloudflare) above, with the users.
-    ex, ey, ew, eh = fig_w / 2 - 2.4, 5.3, 4.8, 0.8
+    ew = min(fig_w - 1.0, 6.8)
+    ex, ey, eh = fig_w / 2 - ew / 2, 5.3, 0.8
     edge_label = "no CDN / edge in this scope"
     if edge_plans or rep.availability.edge:
         cfg = next((p.config for p in rep.plans if p.config is not None and
                     p.config.edge is not None), None)
         plan_name = cfg.edge.plan if cfg is not None and cfg.edge is not None else "?"
-        lb = " + geo load balancer" if rep.availability.failover_s else ""
-        edge_label = f"Cloudflare ({plan_name}): DNS, CDN cache, WAF{lb}"
+        types = {r.type for p in rep.plans for r in p.resources}
+        parts = ["DNS (proxied)"]
+        for token, label in (("cloudflare:index/ruleset:Ruleset", "cache rules"),
+                             ("cloudflare:index/workersScript:WorkersScript", "API Worker"),
+                             ("cloudflare:index/loadBalancer:LoadBalancer",
+                              "geo load balancer")):
+            if token in types:
+                parts.append(label)
+        edge_label = f"Cloudflare ({plan_name}): {', '.join(parts)}"
     ax.add_patch(FancyBboxPatch((ex, ey), ew, eh, boxstyle="round,pad=0.05",
                                 facecolor="#FFF4E5", edgecolor="#FF7F0E"))
     ax.text(ex + ew / 2, ey + eh / 2, edge_label, ha="center", va="center", fontsize=9)
