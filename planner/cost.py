@@ -215,6 +215,8 @@ class LineItem:
     unit: str
     unit_usd: float
     note: str = ""
+    verified: bool = True
+    """False: the price row is UNVERIFIED (its note says why)."""
 
     @property
     def monthly_usd(self) -> float:
@@ -266,6 +268,11 @@ class EnvironmentCost:
     @property
     def monthly_usd(self) -> float:
         return sum(s.monthly_usd for s in self.stacks)
+
+    @property
+    def unverified_usd(self) -> float:
+        """The part of the total priced from UNVERIFIED rows."""
+        return sum(li.monthly_usd for s in self.stacks for li in s.lines if not li.verified)
 
     @property
     def cost_per_daily_user(self) -> float:
@@ -407,7 +414,8 @@ class _Pricer:
                                            f"(no row for {where})"]))
         name = res if isinstance(res, str) else f"{res.type.split(':')[-1]} {res.name}"
         self.cost.lines.append(LineItem(self.plan.stack, where, name, category, item,
-                                        quantity, unit, row.usd * factor, note))
+                                        quantity, unit, row.usd * factor, note,
+                                        row.verified))
 
 
 def _region_of_arn(arn: str) -> str | None:

@@ -123,6 +123,7 @@ def as_json(rep: Report) -> dict[str, Any]:
             "availability": _r(rep.availability.availability * 100, 4),
             "readPathAvailability": _r(rep.availability.read_path * 100, 4),
             "budgetUsd": _r(env.budget_usd),
+            "unverifiedPriceUsd": _r(env.unverified_usd),
             "baselineCostPerDailyUserUsd": _r(costs.baseline_cost_per_user(), 3),
             "targetCostPerDailyUserUsd": _r(costs.target_cost_per_user(), 3),
             "dailyUsers": _r(env.usage.daily_users, 0),
@@ -254,6 +255,9 @@ def _cost_md(rep: Report) -> list[str]:
             f"{u.database_gb:,.0f} GB database. Assumptions (planner/cost.py `Assumptions`; "
             "UNVERIFIED estimates): "
             + "; ".join(f"{k} = {v:g}" for k, v in vars(a).items()) + ".", ""]
+    if env.unverified_usd:
+        out += [f"{_usd(env.unverified_usd)} of the total rests on UNVERIFIED prices (marked "
+                "in the line items; planner/data/prices.yaml says why for each).", ""]
     if env.unpriced:
         out += ["**Not priced** (no row in the table; the total is short by these): "
                 + ", ".join(env.unpriced) + ".", ""]
@@ -265,8 +269,9 @@ def _cost_md(rep: Report) -> list[str]:
             "|---|---|---|---|---|---|---|---|"]
     for sc in env.stacks:
         for li in sc.lines:
+            note = "; ".join(filter(None, [li.note, "" if li.verified else "UNVERIFIED price"]))
             out.append(f"| {li.stack} | {li.resource} | {li.item} | {li.quantity:,.2f} | "
-                       f"{li.unit} | {li.unit_usd:g} | {li.monthly_usd:,.2f} | {li.note} |")
+                       f"{li.unit} | {li.unit_usd:g} | {li.monthly_usd:,.2f} | {note} |")
     return out + ["", "</details>", ""]
 
 

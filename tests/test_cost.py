@@ -338,6 +338,17 @@ def test_an_item_without_a_row_is_left_out_and_listed_not_a_crash():
     assert not [li for s in env.stacks for li in s.lines if li.item == "ec2:x9.huge"]
 
 
+def test_lines_priced_from_unverified_rows_are_marked_and_summed():
+    table = cost.parse_prices({"date": "2026-11-27", "prices": [
+        row("ec2:m5.large", 0.1), {**row("eks:cluster", 0.1), "verified": False,
+                                   "note": "not seen at a primary source"}]})
+    resources = [*asg(), res("aws:eks/cluster:Cluster", "eks", {})]
+    env = cost.environment_cost([plan(resources)], prices=table)
+    (eks,) = [li for li in env.stacks[0].lines if li.item == "eks:cluster"]
+    assert not eks.verified
+    assert env.unverified_usd == pytest.approx(HOURS * 0.1)
+
+
 def test_no_stacks_is_an_error():
     with pytest.raises(ValueError, match="no stacks"):
         cost.environment_cost([])
