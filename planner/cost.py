@@ -627,6 +627,19 @@ def has_edge_cache(plans: Iterable[StackPlan]) -> bool:
                for plan in plans for r in plan.resources)
 
 
+def _configured_serving(plans: Sequence[StackPlan]) -> int:
+    """The regions that share the traffic, as configured (sofacover:regions.serving): a
+    report of one stack takes its share, not all of it."""
+    return max((len(pl.config.regions.serving) for pl in plans
+                if pl.config is not None and pl.config.regions is not None), default=0)
+
+
+def _behind_cloudflare(plans: Sequence[StackPlan]) -> bool:
+    """A stack whose ALB admits only Cloudflare is served through the edge's cache."""
+    return any(pl.config is not None and pl.config.compute is not None
+               and pl.config.compute.origin_access == "cloudflare" for pl in plans)
+
+
 def environment_cost(plans: Sequence[StackPlan], *, prices: PriceTable | None = None,
                      a: Assumptions = Assumptions()) -> EnvironmentCost:
     """The monthly cost of an environment's (or one stack's) plans at their phase."""
@@ -635,8 +648,8 @@ def environment_cost(plans: Sequence[StackPlan], *, prices: PriceTable | None = 
     prices = prices or load_prices()
     phase = plans[0].phase
     usage = usage_for_phase(phase)
-    serving = sum(1 for pl in plans if is_serving(pl))
-    edge = has_edge_cache(plans)
+    serving = max(sum(1 for pl in plans if is_serving(pl)), _configured_serving(plans))
+    edge = has_edge_cache(plans) or _behind_cloudflare(plans)
     fallbacks: list[str] = []
     unpriced: list[str] = []
     stacks = [stack_cost(pl, usage, prices, serving=serving, edge=edge, a=a,

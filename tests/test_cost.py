@@ -237,6 +237,21 @@ def test_an_internet_facing_alb_pays_a_public_address_per_subnet_an_internal_one
     assert ips.resource.endswith(" alb") and ips.monthly_usd == pytest.approx(3 * HOURS * 0.005)
 
 
+def test_one_stack_of_several_serving_regions_takes_its_share_behind_cloudflare():
+    from types import SimpleNamespace
+
+    a = cost.Assumptions()
+    regions = [seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS]
+    alone = plan(asg())
+    alone.config = SimpleNamespace(  # the validated config's fields the cost reads
+        regions=SimpleNamespace(serving=regions), edge=None, role="primary",
+        kubernetes=None, compute=SimpleNamespace(origin_access="cloudflare"))
+    env = cost.environment_cost([alone], prices=TABLE, a=a)
+    (egress,) = [li for li in env.stacks[0].lines if li.item == "transfer:internet"]
+    assert egress.quantity == pytest.approx(
+        env.usage.monthly_traffic_gb / len(regions) * (1 - a.cdn_offload))
+
+
 def test_a_managed_master_password_and_a_web_acl_are_priced():
     a = cost.Assumptions()
     db = res("aws:rds/instance:Instance", "db", {"instanceClass": "db.m6i.2xlarge",
