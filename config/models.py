@@ -353,7 +353,9 @@ class ServiceConfig(Model):
 
     name: DnsLabel
     image: ImageReference
-    path: str = Field(pattern=r"^/[-A-Za-z0-9_./*]*$")
+    # An ALB path pattern is at most 128 characters (ELB user guide, "Listener rules for
+    # your Application Load Balancer", path conditions); this project allows a subset.
+    path: str = Field(pattern=r"^/[-A-Za-z0-9_./*]*$", max_length=128)
     """ALB path pattern routed to this service, e.g. /api/cart*."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     node_port: Annotated[int, Field(ge=30000, le=32767)]

@@ -909,3 +909,12 @@ def test_a_vpc_spans_only_zones_where_eks_can_run():
     (msg,) = problems(values(sofacover__network={"azCount": usable_az_count(region) + 1}))
     assert f"{usable_az_count(region)} without {EKS_UNSUPPORTED_ZONES[region][0]}" in msg
     parse(values(sofacover__network={"azCount": usable_az_count(region)}))
+
+
+def test_a_service_path_longer_than_an_alb_path_pattern_is_refused():
+    long_path = "/" + "a" * 127 + "*"
+    (msg,) = problems(values(sofacover__kubernetes=_services({"name": "cart",
+                                                              "path": long_path})))
+    assert "sofacover:kubernetes.services[1].path is " in msg
+    fits = "/" + "a" * 126 + "*"  # 128 characters
+    parse(values(sofacover__kubernetes=_services({"name": "cart", "path": fits})))

@@ -177,6 +177,7 @@ def test_stack_files_are_read_as_yaml_1_2_like_the_pulumi_cli(tmp_path):
     assert "sofacover:promote is 'yes'; valid: true, false" in result.output
 
 
+@pytest.mark.fresh_plans
 def test_two_plans_of_the_same_inputs_are_byte_identical(tmp_path):
     # Registration order and protobuf key order vary from run to run; the plan must not.
     runs = []
@@ -236,3 +237,14 @@ def test_piped_errors_keep_each_problem_on_one_line(tmp_path):
     assert ("error: Pulumi.prod.yaml: top-level key 'confg' is not a stack file key (did you "
             "mean 'config'?); valid: config, secretsprovider, encryptedkey, encryptionsalt, "
             "environment") in result.output.splitlines()
+
+
+def test_dev_plans_at_every_phase_with_no_preflight_error(dev_phases):
+    from planner import preflight
+
+    for phase, plan in dev_phases.items():
+        assert plan.phase == phase and plan.resources
+        errors = [f for f in preflight.check([plan]) if f.severity == "error"]
+        assert not errors, (phase, errors)
+    # phases 2-3 run on EKS, where PgBouncer needs two pods: the dev preset has them
+    assert any(r.type == "aws:eks/cluster:Cluster" for r in dev_phases[2].resources)
