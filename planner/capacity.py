@@ -335,6 +335,17 @@ class Timing:
     aws/copilot-cli#4233 and hashicorp/terraform-provider-aws#42553)."""
     horizon_s: int = 1200
 
+    def assumptions(self) -> str:
+        """The timings a report rests on, for the reader to weigh (the estimates among them
+        are UNVERIFIED in the field comments above)."""
+        return (f"metric resolution {self.metric_resolution_s} s, pod start "
+                f"{self.pod_start_s} s (+{self.image_pull_s} s image pull on a new node), "
+                f"pre-empting a placeholder {self.preemption_s} s, autoscaler scan "
+                f"{self.ca_scan_s} s, node launch and join {self.node_launch_s} s, EC2 launch "
+                f"{self.instance_launch_s} s + bootstrap {self.app_bootstrap_s} s, warm start "
+                f"{self.warm_start_s} s, CloudWatch delay {self.cloudwatch_delay_s} s "
+                f"(10 s agent datapoints {self.highres_delay_s} s)")
+
 
 @dataclass(frozen=True)
 class Row:

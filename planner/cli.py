@@ -284,11 +284,7 @@ def report(
     timing = capacity.Timing()
     out = Console(highlight=False, emoji=False)
     out.print(f"{load:g}x load step; KPI: capacity within {kpi} s (config/seed.py). "
-              f"Assumed: metric resolution {timing.metric_resolution_s} s, pod start "
-              f"{timing.pod_start_s} s (+{timing.image_pull_s} s image pull on a new node), "
-              f"node launch and join {timing.node_launch_s} s, EC2 launch "
-              f"{timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s, "
-              f"CloudWatch delay {timing.cloudwatch_delay_s} s", markup=False)
+              f"Assumed: {timing.assumptions()}", markup=False)
     results: dict[str, capacity.Result] = {}
     for cfg in serving:
         result = capacity.analyse_stack(cfg, load=load, timing=timing, kpi_s=kpi)

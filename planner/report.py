@@ -78,9 +78,7 @@ def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
                 results[plan.stack], errors[plan.stack] = None, str(exc)
         else:
             results[plan.stack] = None
-    note = (f"metric resolution {timing.metric_resolution_s} s, pod start "
-            f"{timing.pod_start_s} s, node launch and join {timing.node_launch_s} s, EC2 "
-            f"launch {timing.instance_launch_s} s + bootstrap {timing.app_bootstrap_s} s")
+    note = timing.assumptions()
     prices = prices or costs.load_prices()
     return Report(scope, plans[0].environment, plans[0].phase, load, list(plans), results,
                   costs.environment_cost(plans, prices=prices),
