@@ -235,6 +235,13 @@ def _cost_md(rep: Report) -> list[str]:
         out.append(f"| {c} | {_usd(cats[c])} | {_usd(base) if base is not None else '-'} |")
     out += [f"| **total** | **{_usd(env.monthly_usd)}** | "
             f"**{_usd(sum(seed.BUDGET_BASELINE_USD.values()))}** |", ""]
+    by_item: dict[str, float] = {}
+    for li in (li for sc in env.stacks for li in sc.lines):
+        by_item[li.item] = by_item.get(li.item, 0.0) + li.monthly_usd
+    top = sorted(by_item.items(), key=lambda kv: -kv[1])[:5]
+    if top and env.monthly_usd:
+        out += ["Where it goes: " + "; ".join(
+            f"{item} {_usd(v)} ({v / env.monthly_usd:.0%})" for item, v in top) + ".", ""]
     if rep.compare is not None:
         c = rep.compare
         out += [f"Phase {c.phase} for comparison: {_usd(c.monthly_usd)} a month "
