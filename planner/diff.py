@@ -74,6 +74,8 @@ class ResourceDiff:
     evaluate (an upstream CustomizeDiff or plan modifier): path -> the condition's source."""
     destroys: str | None = None
     """Why this delete or replace destroys data (None: it does not)."""
+    may_destroy: str | None = None
+    """Why a conditional replace (may_force) would destroy data, if it happens."""
     protected: bool = False
 
     SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
@@ -87,6 +89,8 @@ class ResourceDiff:
         if self.may_force:
             text += "  MAY REPLACE: " + "; ".join(f"{p} (upstream {why})"
                                                  for p, why in self.may_force.items())
+        if self.may_destroy:
+            text += f"  MAY DESTROY DATA: {self.may_destroy}"
         if self.protected and self.op in ("delete", "replace"):
             text += "  [protect: the engine refuses until the resource is unprotected]"
         if self.destroys:
@@ -98,6 +102,7 @@ class ResourceDiff:
                 "changes": [{"path": c.path, "old": _json(c.old), "new": _json(c.new)}
                             for c in self.changes],
                 "forced_by": self.forced_by, "may_force": self.may_force,
+                "may_destroy_data": self.may_destroy,
                 "destroys_data": self.destroys,
                 "protect": self.protected}
 
@@ -284,7 +289,8 @@ def compare(plan: StackPlan, old: dict[str, OldResource] | None) -> StackDiff:
         diffs.append(ResourceDiff(
             op, res.urn, res.type, res.name, changes, forced, dict(sorted(maybe.items())),
             destroys=_destroys(before, res.options) if forced else None,
-            protected=bool(before.options.get("protect") or res.options.get("protect"))))
+            protected=bool(before.options.get("protect") or res.options.get("protect")),
+            may_destroy=_destroys(before, res.options) if maybe and not forced else None))
     for urn, before in old.items():
         if urn not in new_urns:
             diffs.append(ResourceDiff("delete", urn, before.type, before.name,

@@ -267,6 +267,10 @@ def test_a_conditional_replace_is_shown_not_assumed(tmp_path):
     assert r.op == "update" and set(r.may_force) == {"engineVersion"}
     assert "MAY REPLACE: engineVersion (upstream engine_version:" in r.line()
     assert r.as_json()["may_force"] == r.may_force
+    # the cache holds data: said, but not refused (the condition is not known offline)
+    assert r.destroys is None and r.may_destroy == replace_props.holds_data(rg)
+    assert r.line().endswith(f"MAY DESTROY DATA: {r.may_destroy}")
+    assert plan_diff.destroying([plan_diff.StackDiff("test", [r])]) == []
 
 
 def test_a_rule_inside_a_list_holds_only_for_that_field():
