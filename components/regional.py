@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-CONFIG_MAP_NAME = "sofacover-endpoints"
+from components.workloads import ENDPOINTS_CONFIG_MAP as CONFIG_MAP_NAME  # what pods read
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ DNS_PORT = 53
 APP_UID = 10001
 PART_OF = "sofacover"
 NAME_LABEL = "app.kubernetes.io/name"
+# The ConfigMap naming the app's endpoints (components/regional.py CONFIG_MAP_NAME).
+ENDPOINTS_CONFIG_MAP = "sofacover-endpoints"
 # The label components/pgbouncer.py puts on its pods.
 PGBOUNCER_NAME = "pgbouncer"
 PLACEHOLDER_CONFIG_MAP = "placeholder-nginx"
@@ -234,6 +236,11 @@ def pod_spec(args: WorkloadsArgs, svc: ServiceArgs) -> dict[str, Any]:
             "image": svc.image,
             # Tags can move; Always re-resolves them (layers stay cached on the node).
             "imagePullPolicy": "Always",
+            # The region's write and read pools and its Redis (components/regional.py).
+            # Optional: a pod still starts while the ConfigMap is being replaced; the
+            # hosts in it do not move on a failover (PgBouncer's pools do), so running
+            # pods need no restart.
+            "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIG_MAP, "optional": True}}],
             "ports": [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}],
             "resources": {
                 "requests": {"cpu": svc.cpu_request, "memory": svc.memory_request},

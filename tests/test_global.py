@@ -148,6 +148,15 @@ def test_phase3_secondary_has_its_own_encrypted_redis_and_names_its_endpoints(pr
     assert (env["DATABASE_WRITE_NAME"], env["DATABASE_READ_NAME"]) == ("sofacover",
                                                                        "sofacover_ro")
     assert env["REDIS_HOST"] == plan.outputs["cacheEndpoint"]
+    # every app service reads it
+    services = {s.name for s in plan.config.kubernetes.services}
+    apps = [r for r in of_type(plan.resources, "kubernetes:apps/v1:Deployment")
+            if r.inputs["metadata"]["name"] in services]
+    assert len(apps) == len(services)
+    for app in apps:
+        (container,) = app.inputs["spec"]["template"]["spec"]["containers"]
+        assert container["envFrom"] == [{"configMapRef": {"name": "sofacover-endpoints",
+                                                          "optional": True}}]
 
 
 def test_phase3_primary_names_its_endpoints_too(prod_phase3):
