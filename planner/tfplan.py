@@ -97,6 +97,29 @@ TF_TYPES: dict[str, str] = {
         "aws_wafv2_web_acl_logging_configuration",
 }
 
+LIST_RENAMES = {
+    # Pulumi pluralises the name of a Terraform list whose MaxItems is not 1 (a repeated
+    # block, or a list attribute with a singular name); these are the ones this program
+    # sets, back to Terraform's names (pulumi-aws provider/cmd/pulumi-resource-aws/
+    # bridge-metadata.json, "renamedProperties": e.g. "statements": "statement",
+    # "textTransformations": "text_transformation"; the Terraform names from the
+    # terraform-provider-aws resource docs).
+    "defaultActions": "default_action",  # aws_lb_listener
+    "actions": "action",  # aws_lb_listener_rule
+    "conditions": "condition",  # aws_lb_listener_rule
+    "metricQueries": "metric_query",  # aws_cloudwatch_metric_alarm
+    "rules": "rule",  # aws_s3_bucket_lifecycle_configuration, _sse_configuration, wafv2
+    "parameters": "parameter",  # aws_db_parameter_group, aws_elasticache_parameter_group
+    "vpcZoneIdentifiers": "vpc_zone_identifier",  # aws_autoscaling_group
+    "stepAdjustments": "step_adjustment",  # aws_autoscaling_policy
+    "routes": "route",  # aws_route_table
+    "validationOptions": "validation_option",  # aws_acm_certificate
+    "ruleActionOverrides": "rule_action_override",  # aws_wafv2_web_acl
+    "logDeliveryConfigurations": "log_delivery_configuration",  # elasticache
+    "inlinePolicies": "inline_policy",  # aws_iam_role
+    "tags": "tag",  # aws_autoscaling_group: tag blocks (a list); elsewhere tags is a map
+}
+
 MAP_ATTRIBUTES = frozenset({"tags", "tagsAll", "dimensions", "variables", "parameters_map"})
 """Properties that are maps in Terraform's schema (kept as objects, not blocks)."""
 
@@ -107,15 +130,26 @@ def snake(name: str) -> str:
     return _CAMEL.sub(r"_\1", name).lower()
 
 
+def _tf_name(key: str, value: Any) -> str:
+    if isinstance(value, list) and key in LIST_RENAMES:
+        return LIST_RENAMES[key]
+    return snake(key)
+
+
+def _body(value: dict[str, Any]) -> dict[str, Any]:
+    return {_tf_name(k, v): tf_values(v, k) for k, v in value.items()}
+
+
 def tf_values(value: Any, key: str | None = None) -> Any:
-    """camelCase -> snake_case; a nested object becomes a one-element list (a block)."""
+    """camelCase -> snake_case; a nested object becomes a one-element list (a block, as
+    Terraform writes a MaxItems=1 block that Pulumi flattens); a list of objects stays a
+    list of blocks; maps (tags, dimensions) stay maps."""
     if isinstance(value, dict):
         if key in MAP_ATTRIBUTES:
             return {k: tf_values(v) for k, v in value.items()}
-        body = {snake(k): tf_values(v, k) for k, v in value.items()}
-        return body if key is None else [body]
+        return _body(value) if key is None else [_body(value)]
     if isinstance(value, list):
-        return [tf_values(v, key) if isinstance(v, dict) else v for v in value]
+        return [_body(v) if isinstance(v, dict) else tf_values(v) for v in value]
     if value == SECRET_MASK:
         return None  # never a secret, even masked, in a scanner's input
     if isinstance(value, str) and value in ("true", "false"):
@@ -127,10 +161,45 @@ def _address_name(stack: str, name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{stack}__{name}")
 
 
+REFERENCE_OUTPUTS = ("arn", "name", "bucket")
+"""Outputs (beside the id) another resource's input may carry as a reference."""
+
+
+def _targets(plans: list[StackPlan]) -> dict[str, str]:
+    """Provider-assigned value (id, ARN, name) -> the address of the resource holding it."""
+    index: dict[str, str] = {}
+    for plan in plans:
+        for res in plan.resources:
+            tf_type = TF_TYPES.get(res.type)
+            if tf_type is None or res.read:
+                continue
+            address = f"{tf_type}.{_address_name(plan.stack, res.name)}"
+            for value in (res.id, *(res.outputs.get(k) for k in REFERENCE_OUTPUTS)):
+                if isinstance(value, str) and len(value) > 8:
+                    index.setdefault(value, address)
+    return index
+
+
+def _expressions(inputs: dict[str, Any], targets: dict[str, str], own: str
+                 ) -> dict[str, Any]:
+    """Terraform's `expressions` for the inputs that name another resource: what lets a
+    scanner's graph connect a bucket to its public access block, a VPC to its flow log."""
+    out: dict[str, Any] = {}
+    for key, value in inputs.items():
+        values = value if isinstance(value, list) else [value]
+        refs = sorted({targets[v] for v in values if isinstance(v, str) and v in targets}
+                      - {own})
+        if refs:
+            out[_tf_name(key, value)] = {
+                "references": [r for ref in refs for r in (f"{ref}.id", ref)]}
+    return out
+
+
 def document(plans: list[StackPlan]) -> tuple[dict[str, Any], list[str]]:
     """The Terraform plan JSON of `plans`, and the Pulumi types it had no mapping for."""
     planned, changes, config = [], [], []
     unmapped: set[str] = set()
+    targets = _targets(plans)
     for plan in plans:
         for res in plan.resources:
             if res.read or not res.custom or res.type.startswith("pulumi:"):
@@ -151,7 +220,8 @@ def document(plans: list[StackPlan]) -> tuple[dict[str, Any], list[str]]:
                 "actions": ["create"], "before": None, "after": values,
                 "after_unknown": {}, "before_sensitive": False, "after_sensitive": {}}})
             config.append({"address": address, "mode": "managed", "type": tf_type,
-                           "name": name, "provider_config_key": "aws", "expressions": {},
+                           "name": name, "provider_config_key": "aws",
+                           "expressions": _expressions(res.inputs, targets, address),
                            "schema_version": 0})
     doc = {
         "format_version": FORMAT_VERSION, "terraform_version": TERRAFORM_VERSION,
