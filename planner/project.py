@@ -175,7 +175,6 @@ def _across_stacks(configs: list[StackConfig]) -> list[str]:
                 problems.append(f"{stack_file(cfg.stack)}: sofacover:edge.origins.{region} "
                                 f"names {stack}, whose aws:region is {regions[stack]}")
     problems += _replicas_follow_primary(configs)
-    problems += _phases_in_rollout_order(configs)
     return problems
 
 
@@ -223,26 +222,6 @@ def _replicas_follow_primary(configs: list[StackConfig]) -> list[str]:
                             f"{ours.allocated_storage_gb} but the primary {primary.stack}'s "
                             f"is {theirs.allocated_storage_gb}; a replica holds all of its "
                             f"source's data: give it at least as much ({REPLICA_SOURCE})")
-    return problems
-
-
-def _phases_in_rollout_order(configs: list[StackConfig]) -> list[str]:
-    """A phase moves in rollout order (README, "Moving a phase"): the stacks a stack reads
-    are deployed first, so none is at a lower phase than a stack reading it. Otherwise the
-    reader expects outputs its sources do not have yet. The edge is the exception: it
-    reads whether each origin's stack serves from that stack's outputs, leaves out (with a
-    warning) a region whose stack does not serve yet, and takes it in when deployed again
-    (__main__.py edge), so the edge may reach phase 3 while a secondary is at phase 1."""
-    problems: list[str] = []
-    phases = {c.stack: c.phase for c in configs}
-    for cfg in configs:
-        for ref, key in references(cfg):
-            if key == "sofacover:edge.origins":
-                continue
-            if ref in phases and phases[ref] < cfg.phase:
-                problems.append(f"{stack_file(cfg.stack)}: sofacover:phase is {cfg.phase} "
-                                f"but {ref} (named by {key}) is at phase {phases[ref]}; "
-                                f"move {ref} to phase {cfg.phase} first (rollout order)")
     return problems
 
 
