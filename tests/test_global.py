@@ -495,3 +495,41 @@ def test_compliance_retention_table_matches_the_plan(prod_phase3):
     plans = list(prod_phase3.values())
     for key, planned in RETENTION.items():
         assert planned(plans) == {int(rows[key])}, key
+
+
+# -- preflight: the peering's acceptance -------------------------------------------------------
+
+def _pcx(auto_accept: bool, accepter_region: str | None):
+    import pulumi_aws as aws
+
+    def program():
+        pcx = aws.ec2.VpcPeeringConnection("pcx", vpc_id="vpc-1", peer_vpc_id="vpc-2",
+                                           peer_region=seed.PRIMARY_REGION,
+                                           auto_accept=auto_accept)
+        if accepter_region is not None:
+            aws.ec2.VpcPeeringConnectionAccepter("accepter", region=accepter_region,
+                                                 vpc_peering_connection_id=pcx.id,
+                                                 auto_accept=True)
+    return program
+
+
+@pytest.mark.parametrize("auto_accept, accepter, expected", [
+    (False, seed.PRIMARY_REGION, set()),
+    (True, seed.PRIMARY_REGION, {("error", "autoAccept")}),
+    (False, None, {("warning", "peerRegion")}),
+    (False, "us-west-2", {("error", "region")}),
+])
+def test_preflight_inter_region_peering_is_accepted_in_the_peer_region(
+        build, auto_accept, accepter, expected):
+    from tests.conftest import preflight_of
+
+    run = build(_pcx(auto_accept, accepter), region="us-west-2")
+    found = preflight_of(run.resources, "aws-vpc-peering")
+    assert {(f.severity, f.property) for f in found} == expected
+
+
+def test_preflight_passes_the_planned_peerings(prod_phase3):
+    from planner import preflight
+
+    assert preflight.check(list(prod_phase3.values()), only=["aws-vpc-peering"]) == []
+    assert sum(len(of_type(p.resources, PCX)) for p in prod_phase3.values()) == len(SECONDARIES)

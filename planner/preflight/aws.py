@@ -920,3 +920,33 @@ UNCONSTRAINED: dict[str, str] = {
     "are checked by the Kubernetes contract",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "AWS's managed policy ARN",
 }
+
+
+@rule("aws-vpc-peering", "An inter-region VPC peering is accepted by an accepter resource in "
+      "the peer region (the requester's auto_accept works only within one account and "
+      "region)",
+      source="https://docs.aws.amazon.com/vpc/latest/peering/accept-vpc-peering-connection.html "
+      "(an inter-Region request is accepted in the accepter's Region); pulumi-aws 7.51.1 "
+      "ec2.VpcPeeringConnection and ec2.VpcPeeringConnectionAccepter docstrings "
+      "(auto_accept; \"Cross-Region Peering (Same Account) AWS Provider v7\")",
+      checked=CHECKED)
+def vpc_peering(ctx: Context) -> Iterator:
+    accepters = {value(a, "vpcPeeringConnectionId"): a
+                 for a in ctx.of_type("aws:ec2/vpcPeeringConnectionAccepter:"
+                                      "VpcPeeringConnectionAccepter")}
+    for pcx in ctx.of_type("aws:ec2/vpcPeeringConnection:VpcPeeringConnection"):
+        peer = value(pcx, "peerRegion")
+        if not peer or peer == pcx.region:
+            continue
+        if value(pcx, "autoAccept"):
+            yield ctx.error(pcx, "autoAccept", f"is true on a peering to {peer}; across "
+                            "regions the requester cannot accept: set it false and accept "
+                            f"with a VpcPeeringConnectionAccepter in {peer}")
+        accepter = accepters.get(pcx.id)
+        if accepter is None:
+            yield ctx.warning(pcx, "peerRegion", f"is {peer} but no accepter in this stack "
+                              "accepts the connection: it stays pending-acceptance (and "
+                              "expires after 7 days) unless accepted elsewhere")
+        elif accepter.region != peer:
+            yield ctx.error(accepter, "region", f"is {accepter.region} but the connection's "
+                            f"peer region is {peer}; the accepter must run there")
