@@ -38,20 +38,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from config.offerings import CLUSTER_AUTOSCALER_RELEASES
+
 CHART = "cluster-autoscaler"
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
-# Cluster Autoscaler is released per Kubernetes minor and meant to run with that minor
-# (kubernetes/autoscaler cluster-autoscaler/README.md, "Releases"). Chart and image pinned
-# per cluster minor, read from the tags of kubernetes/autoscaler on 2026-11-27:
-# cluster-autoscaler-chart-9.59.0 (5a0b98e45f896e98132737240ac131a519d3b33d, appVersion
-# 1.35.0), cluster-autoscaler-1.35.2 (2d42588803c71fe9b35dcd9e3669ac6bb550ca22);
-# cluster-autoscaler-chart-9.53.0 (a2db9eb71c285fe5779c622e9255b17b08e78147, appVersion
-# 1.34.2), cluster-autoscaler-1.34.5 (cb2123ed13148c38fbdb1ede42d8e99761ee2909).
-RELEASES: dict[str, tuple[str, str]] = {
-    # cluster minor: (chart version, image tag)
-    "1.34": ("9.53.0", "v1.34.5"),
-    "1.35": ("9.59.0", "v1.35.2"),
-}
+# Chart and image pinned per cluster minor: config/offerings.py (with their sources), where
+# the stack config checks kubernetes.version against them before anything is created.
+RELEASES = CLUSTER_AUTOSCALER_RELEASES
 RELEASE_NAME = "cluster-autoscaler"
 NAMESPACE = "kube-system"
 # The chart's ServiceAccount name (fullnameOverride and rbac.serviceAccount.name set to

@@ -910,6 +910,12 @@ def _check_topology(cfg: StackConfig) -> None:
                            f"{cfg.region} ({offerings.ec2_source()})")
     k8s = cfg.kubernetes
     if k8s is not None and compute is not None and compute.platform == "kubernetes":
+        pinned = offerings.CLUSTER_AUTOSCALER_RELEASES
+        if k8s.autoscaler.enabled and k8s.version not in pinned:
+            raise rule("kubernetes.version", f"is {k8s.version} but Cluster Autoscaler is "
+                       f"pinned for {', '.join(sorted(pinned))} only (it runs with its own "
+                       "Kubernetes minor); choose one of those, pin its release in "
+                       "config/offerings.py, or set kubernetes.autoscaler.enabled false")
         monitoring = cfg.alerts.prometheus_namespace
         if monitoring in (k8s.namespace, DATA_NAMESPACE) or monitoring.startswith("kube-") \
                 or monitoring in EXISTING_NAMESPACES:

@@ -911,3 +911,14 @@ def test_a_service_path_longer_than_an_alb_path_pattern_is_refused():
     assert "sofacover:kubernetes.services[1].path is " in msg
     fits = "/" + "a" * 126 + "*"  # 128 characters
     parse(values(sofacover__kubernetes=_services({"name": "cart", "path": fits})))
+
+
+def test_the_cluster_minor_must_have_a_pinned_cluster_autoscaler_on_kubernetes():
+    from config.offerings import CLUSTER_AUTOSCALER_RELEASES, eks_versions
+
+    unpinned = next(v for v in eks_versions() if v not in CLUSTER_AUTOSCALER_RELEASES)
+    (msg,) = problems(values(sofacover__phase="2", sofacover__kubernetes={"version": unpinned}))
+    assert f"sofacover:kubernetes.version is {unpinned} but Cluster Autoscaler is pinned" in msg
+    parse(values(sofacover__phase="2", sofacover__kubernetes={
+        "version": unpinned, "autoscaler": {"enabled": False}}))
+    parse(values(sofacover__kubernetes={"version": unpinned}))  # phase 1: no cluster
