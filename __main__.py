@@ -335,6 +335,7 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
     # group's maximum size, so a full scale-out still fits max_connections.
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
         cfg.pgbouncer, cfg.database, database_host=db.address, passwords=passwords,
+        server_regions=[str(cfg.region)],
         kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
         namespace=data_namespace, parameter_path=sidecar_path(cfg)),
         k8s_opts if on_k8s else opts)
@@ -399,6 +400,8 @@ def secondary_data_tier(cfg: StackConfig, network, app: AppTier, db: Any,
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
         cfg.pgbouncer, cfg.database, database_host=writer,
         replica_host=db.address if db is not None else None, passwords=passwords,
+        server_regions=[str(cfg.region if cfg.promote else cfg.primary.region),
+                        str(cfg.region)],
         kubernetes=on_k8s, instances=None if on_k8s else cfg.compute.max_size,
         namespace=app.namespaces[PGBOUNCER_NAMESPACE] if app.namespaces else
         PGBOUNCER_NAMESPACE, parameter_path=sidecar_path(cfg)),

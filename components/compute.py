@@ -20,7 +20,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE, RDS_CA_URL
+from components.pgbouncer import PGBOUNCER_IMAGE, RDS_CA_DIR, RDS_CA_FILE
 from components.pgbouncer import PORT as PGBOUNCER_PORT
 from components.placeholder import PLACEHOLDER_CONF, PLACEHOLDER_IMAGE, placeholder_server_block
 from config.cloudflare import IPV4_RANGES
@@ -258,11 +258,13 @@ def render_app_user_data(image: str, port: int, region: str = "",
         get = (f"aws ssm get-parameter --region {q(region)} --query Parameter.Value "
                "--output text")
         ini, userlist = q(f"{sidecar_path}/pgbouncer.ini"), q(f"{sidecar_path}/userlist.txt")
+        # The RDS roots come with the config (SSM), not from the internet at boot.
+        ca = q(f"{sidecar_path}/rds-ca.pem")
         sidecar = [
             "#!/bin/bash", "set -euo pipefail",
             f"mkdir -p {q(RDS_CA_DIR)} /etc/pgbouncer/auth",
-            f"curl -fsS --retry 5 -o {q(RDS_CA_FILE)} {q(RDS_CA_URL)}",
             # The data tier publishes the config after the instances may already boot.
+            f"until {get} --name {ca} > {q(RDS_CA_FILE)}; do sleep 10; done",
             f"until {get} --name {ini} > /etc/pgbouncer/pgbouncer.ini; do sleep 10; done",
             f"until {get} --with-decryption --name {userlist}"
             " > /etc/pgbouncer/auth/userlist.txt; do sleep 10; done",

@@ -13,29 +13,47 @@ config.models.pool_budget_problem, applied here too, not rewritten).
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import hmac
+import stringprep
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.database import RDS_CA_IDENTIFIER
 from config import seed
 from config.models import DatabaseConfig, PgBouncerConfig, pool_budget_problem
+from config.thresholds import PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S
 
 PORT = 6432
 EXPORTER_PORT = 9127
 PGBOUNCER_IMAGE = "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
 EXPORTER_IMAGE = "prometheuscommunity/pgbouncer-exporter:v0.10.2"
-# The RDS CA bundle (all regions), for server_tls_sslmode verify-full. Fetched at pod start
-# by an init container (AWS publishes it; it is not in any base image).
+# The RDS root certificates PgBouncer verifies the servers against (server_tls_sslmode
+# verify-full), shipped with the config rather than downloaded at boot: a pod or an
+# instance starts without reaching the internet, and what it trusts is reviewed in the
+# repository. components/data/rds-ca-bundle.pem holds the unexpired roots of AWS's global
+# bundle (its README: source URL, fetch date, checksum); each PgBouncer gets the roots of
+# the CA its databases use (database.RDS_CA_IDENTIFIER) in the regions it connects to.
 RDS_CA_DIR = "/etc/pgbouncer/ca"
-RDS_CA_FILE = f"{RDS_CA_DIR}/rds-global-bundle.pem"
-RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
-CURL_IMAGE = "curlimages/curl:8.11.1"
+RDS_CA_FILE = f"{RDS_CA_DIR}/rds-ca.pem"
+RDS_CA_BUNDLE = Path(__file__).parent / "data" / "rds-ca-bundle.pem"
+# ca_cert_identifier -> the root's common-name suffix (RDS user guide, "Using SSL/TLS to
+# encrypt a connection to a DB instance", certificate authorities table).
+RDS_CA_ROOTS = {"rds-ca-rsa2048-g1": "RSA2048 G1", "rds-ca-rsa4096-g1": "RSA4096 G1",
+                "rds-ca-ecc384-g1": "ECC384 G1"}
+# SCRAM-SHA-256 iterations of the stored secrets: PostgreSQL's default
+# (scram_iterations, PostgreSQL 16 docs), so a role set from the same secret matches.
+SCRAM_ITERATIONS = 4096
+SCRAM_SALT_BYTES = 16
 # PgBouncer learned max_prepared_statements (protocol-level prepared statements in
 # transaction pooling) in 1.21; older versions refuse to start on the unknown key.
 PREPARED_STATEMENTS_SINCE = (1, 21)
@@ -103,6 +121,8 @@ class PgBouncerIni:
     server_tls_sslmode: SslMode = "verify-full"
     server_tls_ca_file: str = RDS_CA_FILE
     max_prepared_statements: int = 200
+    idle_transaction_timeout_s: int = PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S
+    """A client idle inside a transaction this long is disconnected (config/thresholds.py)."""
     pgbouncer_version: tuple[int, int] = (1, 24)
     """Of the binary that will read the file (the image's, by default)."""
     admin_users: tuple[str, ...] = ("pgbouncer_admin",)
@@ -159,6 +179,8 @@ def render_pgbouncer_ini(cfg: PgBouncerIni) -> str:
         ("query_wait_timeout", seed.APP_POOL_ACQUIRE_TIMEOUT_S),
         ("server_idle_timeout", seed.APP_POOL_IDLE_TIMEOUT_S),
         ("server_lifetime", 3600),
+        # A client idle inside a transaction holds a server connection: closed past this.
+        ("idle_transaction_timeout", cfg.idle_transaction_timeout_s),
         # JDBC and psycopg send extra_float_digits at startup; PgBouncer would refuse it.
         ("ignore_startup_parameters", "extra_float_digits"),
         ("server_tls_sslmode", cfg.server_tls_sslmode),
@@ -199,6 +221,91 @@ def render_userlist(users: Mapping[str, str]) -> str:
     return "".join(f"{_quote(u)} {_quote(p)}\n" for u, p in sorted(users.items()))
 
 
+def saslprep(password: str) -> bytes:
+    """The password as PostgreSQL hashes it for SCRAM: SASLprep (RFC 4013) when the result
+    is valid, else the raw UTF-8 bytes, as PostgreSQL's pg_saslprep falls back to
+    (src/common/saslprep.c)."""
+    raw = password.encode()
+    if password.isascii() and password.isprintable():
+        return raw
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in password
+                     if not stringprep.in_table_b1(c))
+    text = unicodedata.normalize("NFKC", mapped)
+    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22,
+                  stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+                  stringprep.in_table_c9, stringprep.in_table_a1)
+    if not text or any(check(c) for c in text for check in prohibited):
+        return raw
+    if any(stringprep.in_table_d1(c) for c in text) and (
+            any(stringprep.in_table_d2(c) for c in text)
+            or not (stringprep.in_table_d1(text[0]) and stringprep.in_table_d1(text[-1]))):
+        return raw
+    return text.encode()
+
+
+def scram_salt(user: str, password: str) -> bytes:
+    """A salt that is the same on every run for the same user and password (a random one
+    would change the userlist, and roll the pods, on every `pulumi up`), unique per user,
+    and new whenever the password changes: HMAC-SHA-256 keyed by the password."""
+    digest = hmac.new(password.encode(), b"sofacover/pgbouncer/scram-salt\0" + user.encode(),
+                      hashlib.sha256).digest()
+    return digest[:SCRAM_SALT_BYTES]
+
+
+def scram_secret(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 secret PostgreSQL stores in pg_authid.rolpassword and PgBouncer
+    reads from its auth_file: `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`,
+    base64. RFC 5802 section 3 (SaltedPassword, ClientKey, StoredKey, ServerKey) with
+    SHA-256 (RFC 7677); the text form is PostgreSQL's (src/common/scram-common.c,
+    scram_build_secret)."""
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def scram_userlist(passwords: Mapping[str, str]) -> str:
+    """The auth_file with SCRAM secrets instead of passwords: nothing on disk logs in.
+
+    PgBouncer then checks clients against the secret, and logs into PostgreSQL by passing
+    the client's SCRAM proof through, which works only when the role's secret in
+    PostgreSQL is this same string (same salt and iterations, not merely the same
+    password): set it with `ALTER ROLE <user> PASSWORD '<secret>'`. Source: PgBouncer
+    config reference, "Authentication file format" (https://www.pgbouncer.org/config.html).
+    The admin and stats users exist only in PgBouncer."""
+    return render_userlist({u: scram_secret(p, scram_salt(u, p)) for u, p in passwords.items()})
+
+
+def rds_ca_roots(regions: Sequence[str], ca_identifier: str) -> str:
+    """The PEM roots of `ca_identifier` (e.g. rds-ca-rsa2048-g1) for each region, from the
+    shipped bundle; a ValueError names a region or CA the bundle lacks."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    if ca_identifier not in RDS_CA_ROOTS:
+        raise ValueError(f"ca_identifier is {ca_identifier!r}; known: "
+                         f"{', '.join(RDS_CA_ROOTS)}")
+    by_name = {c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value: c
+               for c in x509.load_pem_x509_certificates(RDS_CA_BUNDLE.read_bytes())}
+    pems = []
+    for region in dict.fromkeys(regions):
+        name = f"Amazon RDS {region} Root CA {RDS_CA_ROOTS[ca_identifier]}"
+        if name not in by_name:
+            raise ValueError(f"{RDS_CA_BUNDLE.name} has no {name!r}; refresh it from AWS's "
+                             "global bundle (components/data/README.md)")
+        pems.append(by_name[name].public_bytes(Encoding.PEM).decode())
+    if not pems:
+        raise ValueError("regions is empty; PgBouncer needs the region of each database")
+    return "".join(pems)
+
+
 @dataclass(frozen=True)
 class PgBouncerArgs:
     """Inputs of `PgBouncer`."""
@@ -208,6 +315,9 @@ class PgBouncerArgs:
     database_max_connections: int
     passwords: Mapping[str, pulumi.Output[str]]
     """User -> password, as Pulumi secret Outputs: the app user, the admin and stats users."""
+    server_regions: Sequence[str]
+    """The regions of the databases it connects to (the writer's, the replica's): their RDS
+    root certificates are shipped with the config."""
     max_server_connections: int = seed.PGBOUNCER_MAX_SERVER_CONNECTIONS
     replicas: int = 2
     max_client_connections: int = seed.ONE_YEAR.peak_concurrent_users * 5 // 4
@@ -231,11 +341,14 @@ class PgBouncerArgs:
     image: str = PGBOUNCER_IMAGE
     exporter_image: str = EXPORTER_IMAGE
     labels: dict[str, str] = field(default_factory=dict)
+    ca_identifier: str = RDS_CA_IDENTIFIER
+    """The RDS CA of the databases' certificates (components/database.py sets it)."""
 
     @classmethod
     def from_config(cls, cfg: PgBouncerConfig, db: DatabaseConfig, *,
                     database_host: pulumi.Input[str],
                     passwords: Mapping[str, pulumi.Output[str]], kubernetes: bool,
+                    server_regions: Sequence[str],
                     replica_host: pulumi.Input[str] | None = None,
                     instances: int | None = None,
                     namespace: pulumi.Input[str] = "data",
@@ -243,7 +356,8 @@ class PgBouncerArgs:
         """`instances`: without Kubernetes, how many hosts run PgBouncer at most (the Auto
         Scaling group's maxSize): the budget is divided by that, not by cfg.replicas."""
         return cls(database_host=database_host, database_max_connections=db.max_connections,
-                   passwords=passwords, max_server_connections=cfg.max_server_connections,
+                   passwords=passwords, server_regions=tuple(server_regions),
+                   max_server_connections=cfg.max_server_connections,
                    replicas=instances or cfg.replicas,
                    max_client_connections=cfg.max_client_connections,
                    pool_mode=cfg.pool_mode, replica_host=replica_host,
@@ -259,7 +373,10 @@ class PgBouncerArgs:
             max_client_connections=self.max_client_connections, pool_mode=self.pool_mode,
             database_name=self.database_name, server_tls_sslmode=self.server_tls_sslmode,
             replica_server_connections=self.replica_server_connections,
-            admin_users=(self.admin_user,), stats_users=(self.stats_user,))
+            admin_users=(self.admin_user,), stats_users=(self.stats_user,),
+            # On an instance the sidecar serves that instance only (host networking):
+            # nothing else may reach it. In a pod it serves the Service.
+            listen_addr="0.0.0.0" if self.kubernetes else "127.0.0.1")
 
 
 def _render_with_hosts(hosts: Sequence[str | None], *, base: PgBouncerIni) -> str:
@@ -268,7 +385,7 @@ def _render_with_hosts(hosts: Sequence[str | None], *, base: PgBouncerIni) -> st
 
 
 def _userlist(passwords: Sequence[str], *, users: Sequence[str]) -> str:
-    return render_userlist(dict(zip(users, passwords, strict=True)))
+    return scram_userlist(dict(zip(users, passwords, strict=True)))
 
 
 def _exporter_dsn(password: str, *, user: str) -> str:
@@ -347,6 +464,7 @@ class PgBouncer(pulumi.ComponentResource):
         budget = check_args(args)  # before anything is registered
         super().__init__("sofacover:pgbouncer:PgBouncer", name, None, opts)
         base = args.ini()
+        ca = rds_ca_roots(args.server_regions, args.ca_identifier)
         users = sorted(args.passwords)
         ini = pulumi.Output.all(args.database_host, args.replica_host).apply(
             functools.partial(_render_with_hosts, base=base))
@@ -355,7 +473,7 @@ class PgBouncer(pulumi.ComponentResource):
                                                                          users=users)))
         host: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if args.kubernetes:
-            host = self._kubernetes(name, args, ini, userlist)
+            host = self._kubernetes(name, args, ini, userlist, ca)
         elif args.parameter_path is not None:
             # Every instance's sidecar reads these at boot (components/compute.py), so a new
             # database address or password reaches new instances without a new template.
@@ -370,6 +488,10 @@ class PgBouncer(pulumi.ComponentResource):
             aws.ssm.Parameter(f"{name}-userlist", name=f"{args.parameter_path}/userlist.txt",
                               type="SecureString", value=userlist, tier="Standard",
                               description="PgBouncer auth_file (secret)", opts=child)
+            aws.ssm.Parameter(f"{name}-rds-ca", name=f"{args.parameter_path}/rds-ca.pem",
+                              type="String", insecure_value=ca, tier="Standard",
+                              description="RDS root certificates PgBouncer verifies against",
+                              opts=child)
             host = pulumi.Output.from_input("127.0.0.1")
 
         self.ini = ini
@@ -386,14 +508,15 @@ class PgBouncer(pulumi.ComponentResource):
         })
 
     def _kubernetes(self, name: str, args: PgBouncerArgs, ini: pulumi.Output[str],
-                    userlist: pulumi.Output[str]) -> pulumi.Output[str]:
+                    userlist: pulumi.Output[str], ca: str) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/instance": name,
                   **args.labels}
         meta = functools.partial(k8s.meta.v1.ObjectMetaArgs, namespace=args.namespace,
                                  labels=labels)
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=meta(name=f"{name}-config"),
-                                       data={"pgbouncer.ini": ini}, opts=child)
+                                       data={"pgbouncer.ini": ini, "rds-ca.pem": ca},
+                                       opts=child)
         secret = k8s.core.v1.Secret(
             f"{name}-auth", metadata=meta(name=f"{name}-auth"), type="Opaque",
             string_data={
@@ -429,17 +552,9 @@ class PgBouncer(pulumi.ComponentResource):
                 k8s.core.v1.VolumeMountArgs(name="auth", mount_path="/etc/pgbouncer/auth",
                                             read_only=True),
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-                k8s.core.v1.VolumeMountArgs(name="ca", mount_path=RDS_CA_DIR, read_only=True),
+                k8s.core.v1.VolumeMountArgs(name="config", mount_path=RDS_CA_FILE,
+                                            sub_path="rds-ca.pem", read_only=True),
             ])
-        fetch_ca = k8s.core.v1.ContainerArgs(
-            name="fetch-rds-ca", image=CURL_IMAGE,
-            command=["curl", "--fail", "--silent", "--show-error", "--retry", "5",
-                     "--output", RDS_CA_FILE, RDS_CA_URL],
-            # Requests on init containers too: the scheduler counts the largest of them.
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "10m", "memory": "16Mi"}, limits={"memory": "32Mi"}),
-            security_context=restricted,
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ca", mount_path=RDS_CA_DIR)])
         exporter = k8s.core.v1.ContainerArgs(
             name="exporter", image=args.exporter_image,
             args=["--pgBouncer.connectionString=$(PGBOUNCER_DSN)",
@@ -474,7 +589,8 @@ class PgBouncer(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels=labels,
                         # A new config rolls the pods (PgBouncer reads its file at start).
-                        annotations={"checksum/config": ini.apply(_checksum),
+                        annotations={"checksum/config": pulumi.Output.concat(ini, ca).apply(
+                                         _checksum),
                                      "prometheus.io/scrape": "true",
                                      "prometheus.io/port": str(EXPORTER_PORT)}),
                     spec=k8s.core.v1.PodSpecArgs(
@@ -499,7 +615,6 @@ class PgBouncer(pulumi.ComponentResource):
                                             label_selector=k8s.meta.v1.LabelSelectorArgs(
                                                 match_labels=selector),
                                             topology_key="topology.kubernetes.io/zone"))])),
-                        init_containers=[fetch_ca],
                         containers=[pgbouncer, exporter],
                         volumes=[
                             k8s.core.v1.VolumeArgs(
@@ -512,8 +627,6 @@ class PgBouncer(pulumi.ComponentResource):
                                                                      path="userlist.txt")])),
                             k8s.core.v1.VolumeArgs(
                                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-                            k8s.core.v1.VolumeArgs(
-                                name="ca", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
                         ]))),
             opts=child)
         service = k8s.core.v1.Service(

@@ -479,7 +479,7 @@ def test_the_prod_plan_publishes_the_sidecar_config_the_instances_read(prod):
     params = {r.inputs["name"]: r for r in of_type(res, "aws:ssm/parameter:Parameter")}
     (lt,) = of_type(res, "aws:ec2/launchTemplate:LaunchTemplate")
     script = base64.b64decode(lt.inputs["userData"]).decode()
-    assert len(params) == 2
+    assert len(params) == 3  # pgbouncer.ini, userlist.txt, rds-ca.pem
     for name in params:
         assert f"--name {name}" in script
     assert {p.inputs["type"] for p in params.values()} == {"String", "SecureString"}

@@ -19,13 +19,20 @@ import pytest
 from components.pgbouncer import (
     PORT,
     PRE_STOP,
+    RDS_CA_BUNDLE,
+    RDS_CA_FILE,
+    RDS_CA_ROOTS,
     PgBouncer,
     PgBouncerArgs,
     PgBouncerIni,
     PoolBudgetError,
     pool_budget,
+    rds_ca_roots,
     render_pgbouncer_ini,
     render_userlist,
+    scram_salt,
+    scram_secret,
+    scram_userlist,
 )
 from config import seed
 from config.models import SUPERUSER_RESERVED_CONNECTIONS, DatabaseConfig, PgBouncerConfig
@@ -39,6 +46,7 @@ POOL = PgBouncerConfig.model_validate(PHASES[1]["pgbouncer"])
 APP_USER, APP_PASSWORD = "sofacover_app", "app-password-for-tests"
 ADMIN, STATS = "pgbouncer_admin", "pgbouncer_stats"
 PASSWORDS = {APP_USER: APP_PASSWORD, ADMIN: "admin-pw", STATS: "stats-pw"}
+SERVER_REGIONS = (seed.PRIMARY_REGION,)
 
 
 def parse(ini: str) -> configparser.ConfigParser:
@@ -158,7 +166,8 @@ def pgbouncer(kubernetes: bool = True, **kw):
             opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
         passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
         base = PgBouncerArgs.from_config(POOL, DB, database_host="db.example.internal",
-                                         passwords=passwords, kubernetes=kubernetes)
+                                         passwords=passwords, kubernetes=kubernetes,
+                                         server_regions=SERVER_REGIONS)
         pgb = PgBouncer("pgbouncer", dataclasses.replace(base, **kw), opts)
         pulumi.export("ini", pgb.ini)
         pulumi.export("userlist", pgb.userlist)
@@ -193,7 +202,7 @@ def test_pods_have_probes_a_drain_hook_and_the_exporter(build):
 def test_containers_run_with_a_restricted_security_context(build):
     pod = deployment(build(pgbouncer()).resources)["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    for container in [*pod["containers"], *pod["initContainers"]]:
+    for container in [*pod["containers"], *pod.get("initContainers", [])]:
         sc = container["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
@@ -259,7 +268,10 @@ def tools() -> engines.Tools:
 def postgres(tools):
     # A small server, so the test shows PgBouncer holding many more clients than it admits.
     with engines.Postgres(tools, max_connections=30) as pg:
-        pg.psql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
+        # The role's secret is the userlist's (same salt and iterations): PgBouncer logs in
+        # to the server by passing the client's SCRAM proof through.
+        pg.psql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD "
+                f"'{scram_secret(APP_PASSWORD, scram_salt(APP_USER, APP_PASSWORD))}'")
         pg.psql(f"CREATE DATABASE sofacover OWNER {APP_USER}")
         yield pg
 
@@ -303,7 +315,7 @@ def test_rendered_config_serves_many_concurrent_clients_without_a_failed_transac
         "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
         "VALUES (1, 1, :aid, :delta, CURRENT_TIMESTAMP);\n"
         "END;\n")
-    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port) as pgb:
+    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
         clients = 150
         assert clients > pg.max_connections  # straight at PostgreSQL this would be refused
         result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
@@ -327,7 +339,7 @@ def test_read_only_entry_and_stats_user_work_against_the_real_server(tools, post
     port = engines.free_port()
     workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
     ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
-    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port) as pgb:
+    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
         result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
                                  dbname="sofacover_ro", clients=20, threads=2,
                                  transactions=5, script=_select_one(tmp_path))
@@ -341,7 +353,7 @@ def test_a_wrong_password_is_refused_by_pgbouncer(tools, postgres, tmp_path):
     port = engines.free_port()
     workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
     ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
-    with engines.PgBouncer(tools, ini, render_userlist(PASSWORDS), workdir, port):
+    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port):
         result = engines.pgbench(tools, port=port, user=APP_USER, password="wrong",
                                  dbname="sofacover", clients=1, threads=1, transactions=1,
                                  script=_select_one(tmp_path))
@@ -369,7 +381,8 @@ def test_builds_in_preview_mode_with_an_unknown_database_host(build):
         provider = k8s.Provider("k8s-test", kubeconfig="{}")
         passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
         PgBouncer("pgbouncer", PgBouncerArgs.from_config(
-            POOL, DB, database_host=_unknown(), passwords=passwords, kubernetes=True),
+            POOL, DB, database_host=_unknown(), passwords=passwords, kubernetes=True,
+            server_regions=SERVER_REGIONS),
             pulumi.ResourceOptions(providers={"kubernetes": provider}))
 
     res = build(fn, preview=True).resources
@@ -383,7 +396,7 @@ def test_without_kubernetes_the_budget_is_divided_by_the_most_instances(build):
         passwords = {u: pulumi.Output.secret(p) for u, p in PASSWORDS.items()}
         pgb = PgBouncer("pgbouncer", PgBouncerArgs.from_config(
             POOL, DB, database_host="db.example.internal", passwords=passwords,
-            kubernetes=False, instances=seed.ASG_MAX))
+            kubernetes=False, instances=seed.ASG_MAX, server_regions=SERVER_REGIONS))
         pulumi.export("pool", pgb.pool_size_per_instance)
 
     assert build(fn).outputs["pool"] == seed.PGBOUNCER_MAX_SERVER_CONNECTIONS // seed.ASG_MAX
@@ -398,3 +411,163 @@ def test_the_exporter_dsn_percent_encodes_user_and_password():
     url = urlsplit(_exporter_dsn(password, user="stats@x"))
     assert url.hostname == "127.0.0.1" and url.port == PORT
     assert unquote(url.password) == password and unquote(url.username) == "stats@x"
+
+
+# --- security findings: SCRAM secrets, idle transactions, loopback sidecar, shipped CA -------
+
+def test_scram_secret_matches_rfc_7677s_worked_example():
+    # RFC 7677 section 3: user "user", password "pencil", this salt, 4096 iterations; the
+    # server's final message carries v = HMAC(ServerKey, AuthMessage).
+    import base64
+    import hashlib
+    import hmac
+
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    secret = scram_secret("pencil", salt, 4096)
+    head, keys = secret.split("$", 1)[1].split("$")
+    assert head == "4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+    server_key = base64.b64decode(keys.split(":")[1])
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth_message = (f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+                    f"i=4096,c=biws,r={nonce}")
+    signature = hmac.new(server_key, auth_message.encode(), hashlib.sha256).digest()
+    assert base64.b64encode(signature).decode() == \
+        "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_the_salt_is_stable_per_user_and_password_and_changes_with_either():
+    assert scram_salt(APP_USER, APP_PASSWORD) == scram_salt(APP_USER, APP_PASSWORD)
+    assert scram_salt(APP_USER, APP_PASSWORD) != scram_salt(ADMIN, APP_PASSWORD)
+    assert scram_salt(APP_USER, APP_PASSWORD) != scram_salt(APP_USER, APP_PASSWORD + "x")
+
+
+def test_the_userlist_holds_scram_secrets_and_no_password():
+    text = scram_userlist(PASSWORDS)
+    assert text == scram_userlist(PASSWORDS)  # no diff, no pod roll, on every run
+    lines = text.splitlines()
+    assert len(lines) == len(PASSWORDS)
+    assert all('" "SCRAM-SHA-256$4096:' in line for line in lines)
+    assert not any(p in text for p in PASSWORDS.values())
+
+
+def test_ini_closes_clients_idle_in_a_transaction_after_the_thresholds_timeout():
+    from config.thresholds import PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S
+
+    pgb = parse(render_pgbouncer_ini(prod_ini()))["pgbouncer"]
+    assert int(pgb["idle_transaction_timeout"]) == PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S > 0
+    assert PGBOUNCER_IDLE_TRANSACTION_TIMEOUT_S <= seed.APP_POOL_ACQUIRE_TIMEOUT_S
+
+
+def test_the_instances_sidecar_listens_on_loopback_and_the_pods_on_every_interface(build):
+    sidecar = build(pgbouncer(kubernetes=False, parameter_path="/sofacover/test/pgbouncer"))
+    (ini,) = [r for r in of_type(sidecar.resources, "aws:ssm/parameter:Parameter")
+              if r.inputs["name"].endswith("/pgbouncer.ini")]
+    assert parse(ini.inputs["insecureValue"])["pgbouncer"]["listen_addr"] == "127.0.0.1"
+    assert sidecar.outputs["host"] == "127.0.0.1"
+    pods = build(pgbouncer())
+    assert parse(pods.outputs["ini"])["pgbouncer"]["listen_addr"] == "0.0.0.0"
+
+
+def test_the_shipped_bundle_is_unexpired_self_signed_rds_roots():
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    certs = x509.load_pem_x509_certificates(RDS_CA_BUNDLE.read_bytes())
+    assert len(certs) > 50
+    today = dt.datetime.now(dt.UTC)
+    for cert in certs:
+        assert cert.issuer == cert.subject  # a root
+        assert cert.not_valid_before_utc <= today < cert.not_valid_after_utc
+        assert x509.BasicConstraints(ca=True, path_length=None) == \
+            cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        key = cert.public_key()  # the bytes are intact: its own signature verifies
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                       cert.signature_hash_algorithm)
+        else:
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            key.verify(cert.signature, cert.tbs_certificate_bytes,
+                       ec.ECDSA(cert.signature_hash_algorithm))
+
+
+@pytest.mark.parametrize("region", [seed.PRIMARY_REGION, *seed.SECONDARY_REGIONS])
+def test_each_serving_region_has_the_root_of_the_databases_ca(region):
+    from cryptography import x509
+
+    from components.database import RDS_CA_IDENTIFIER
+
+    (cert,) = x509.load_pem_x509_certificates(rds_ca_roots([region], RDS_CA_IDENTIFIER).encode())
+    cn = cert.subject.rfc4514_string()
+    assert f"Amazon RDS {region} Root CA {RDS_CA_ROOTS[RDS_CA_IDENTIFIER]}" in cn
+
+
+def test_a_region_or_ca_the_bundle_lacks_is_refused_by_name():
+    with pytest.raises(ValueError, match="no 'Amazon RDS mars-north-1 Root CA RSA2048 G1'"):
+        rds_ca_roots(["mars-north-1"], "rds-ca-rsa2048-g1")
+    with pytest.raises(ValueError, match="ca_identifier is 'rds-ca-2019'"):
+        rds_ca_roots([seed.PRIMARY_REGION], "rds-ca-2019")
+
+
+def test_pods_read_the_ca_from_the_config_map_and_fetch_nothing_at_start(build):
+    from components.database import RDS_CA_IDENTIFIER
+
+    run = build(pgbouncer())
+    (cm,) = of_type(run.resources, "kubernetes:core/v1:ConfigMap")
+    assert cm.inputs["data"]["rds-ca.pem"] == rds_ca_roots(SERVER_REGIONS, RDS_CA_IDENTIFIER)
+    pod = deployment(run.resources)["template"]["spec"]
+    assert "initContainers" not in pod
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"]
+                if m["mountPath"] == RDS_CA_FILE]
+    assert mount["subPath"] == "rds-ca.pem" and mount["name"] == "config"
+    ini = parse(run.outputs["ini"])["pgbouncer"]
+    assert ini["server_tls_ca_file"] == RDS_CA_FILE
+    assert ini["server_tls_sslmode"] == "verify-full"
+
+
+def test_instances_get_the_ca_through_ssm_with_the_config(build):
+    from components.database import RDS_CA_IDENTIFIER
+
+    run = build(pgbouncer(kubernetes=False, parameter_path="/sofacover/test/pgbouncer"))
+    params = {r.inputs["name"]: r for r in of_type(run.resources, "aws:ssm/parameter:Parameter")}
+    ca = params["/sofacover/test/pgbouncer/rds-ca.pem"]
+    assert ca.inputs["insecureValue"] == rds_ca_roots(SERVER_REGIONS, RDS_CA_IDENTIFIER)
+    # SSM's Standard tier holds 4 KB.
+    assert len(ca.inputs["insecureValue"].encode()) <= 4096
+
+
+def test_postgresql_accepts_the_password_against_the_computed_secret(tools, postgres,
+                                                                      tmp_path):
+    # Straight at PostgreSQL (host auth is scram-sha-256): the role's secret is ours.
+    pg = postgres
+    ok = engines.pgbench(tools, port=pg.port, user=APP_USER, password=APP_PASSWORD,
+                         dbname="sofacover", clients=1, threads=1, transactions=1,
+                         script=_select_one(tmp_path))
+    assert ok.error is None, ok.error
+    bad = engines.pgbench(tools, port=pg.port, user=APP_USER, password=APP_PASSWORD + "x",
+                          dbname="sofacover", clients=1, threads=1, transactions=1,
+                          script=_select_one(tmp_path))
+    assert bad.error is not None and "authentication failed" in bad.error
+
+
+@pytest.mark.parametrize("timeout_s, closed", [(1, True), (10, False)])
+def test_pgbouncer_closes_a_client_idle_in_a_transaction(tools, postgres, timeout_s, closed):
+    # Idle 3 s inside a transaction: past a 1 s timeout the client is cut, within 10 s not.
+    pg = postgres
+    port = engines.free_port()
+    workdir = pg.dir / "pgbouncer"
+    ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2,
+                    idle_transaction_timeout_s=timeout_s)
+    script = "BEGIN;\nSELECT 1;\n\\! sleep 3\nSELECT 2;\nCOMMIT;\n"
+    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
+        out = subprocess.run([str(tools.psql), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h",
+                              "127.0.0.1", "-p", str(port), "-U", APP_USER, "-d",
+                              "sofacover"], input=script, capture_output=True, text=True,
+                             env={"PGPASSWORD": APP_PASSWORD, "PGSSLMODE": "disable",
+                                  "PATH": "/usr/bin:/bin"})
+        if not closed:
+            assert out.returncode == 0 and out.stdout.split() == ["BEGIN", "1", "2", "COMMIT"]
+            return
+        assert out.returncode != 0 and "2" not in out.stdout.split(), out.stdout
+        assert "idle transaction timeout" in pgb.log(), pgb.log()
