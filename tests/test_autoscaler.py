@@ -320,3 +320,12 @@ def test_phase1_presets_warm_a_pool_without_spot(project):
     cfg = project.stack_config("prod", 1)
     assert cfg.compute.warm_pool.enabled and cfg.compute.spot_percent == 0
     assert not project.stack_config("prod", 2).compute.warm_pool.enabled
+
+
+def test_a_negative_priority_as_the_cluster_default_is_refused(build):
+    def fn() -> None:
+        k8s.scheduling.v1.PriorityClass("everyone", metadata={"name": "everyone"}, value=-1,
+                                        global_default=True)
+        k8s.scheduling.v1.PriorityClass("spare", metadata={"name": "spare"}, value=-1)
+    (finding,) = preflight_of(build(fn).resources, "k8s-spare-capacity-priority")
+    assert finding.resource.endswith(" everyone") and finding.property == "globalDefault"
