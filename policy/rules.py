@@ -408,6 +408,31 @@ def _s3_public(resources: list[Res]) -> Iterator[tuple[str, str]]:
             yield bucket.urn, f"no BucketPublicAccessBlock with {', '.join(keys)} all true"
 
 
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+
+
+def _denies_insecure_transport(policy: Any) -> bool:
+    doc = _json(policy)
+    statements = dig(doc, "Statement", default=[]) if isinstance(doc, Mapping) else []
+    for st in statements if is_list(statements) else [statements]:
+        cond = dig(st, "Condition", "Bool", "aws:SecureTransport")
+        if dig(st, "Effect") == "Deny" and str(cond).lower() == "false":
+            return True
+    return False
+
+
+@stack_rule("s3-tls-only",
+            "Every S3 bucket's policy denies requests that do not use TLS.", "mandatory",
+            "https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices."
+            "html (aws:SecureTransport)")
+def _s3_tls(resources: list[Res]) -> Iterator[tuple[str, str]]:
+    enforced = {r.get("bucket") for r in resources if r.type == BUCKET_POLICY
+                and _denies_insecure_transport(r.get("policy"))}
+    for bucket in (r for r in resources if r.type == BUCKET):
+        if not _bucket_keys(bucket) & enforced:
+            yield bucket.urn, "no BucketPolicy denies aws:SecureTransport false"
+
+
 # --- network exposure ----------------------------------------------------------------------
 
 @rule("database-not-public",

@@ -162,6 +162,12 @@ CASES: dict[str, tuple[list[R.Res], list[R.Res]]] = {
         [res(R.BUCKET, BUCKET), res(R.BUCKET_PAB, PAB, "pab")],
         [res(R.BUCKET, BUCKET),
          res(R.BUCKET_PAB, with_(PAB, ("restrictPublicBuckets",), False), "pab")]),
+    "s3-tls-only": (
+        [res(R.BUCKET, BUCKET), res(R.BUCKET_POLICY, {"bucket": "logs-1", "policy": json.dumps(
+            {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})})],
+        [res(R.BUCKET, BUCKET), res(R.BUCKET_POLICY, {"bucket": "logs-1", "policy": json.dumps(
+            {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]})})]),
     "database-not-public": (
         [res(R.RDS_INSTANCE, PG)],
         [res(R.RDS_INSTANCE, with_(PG, ("publiclyAccessible",), True))]),
