@@ -227,6 +227,12 @@ def preflight_rules() -> None:
     sys.stdout.write(preflight.rules_markdown())
 
 
+@app.command("policy-rules")
+def policy_rules() -> None:
+    """Print every policy-pack rule with its level and source, as Markdown (docs/policy.md)."""
+    sys.stdout.write(plan_policy.rules_markdown())
+
+
 @app.command()
 def report(
     stack: Annotated[str | None, typer.Option(

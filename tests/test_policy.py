@@ -425,3 +425,10 @@ def test_the_pack_answers_the_pulumi_cli_over_the_analyzer_protocol():
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_docs_policy_md_is_the_current_rule_list():
+    from planner.policy import rules_markdown
+
+    assert (ROOT / "docs" / "policy.md").read_text() == rules_markdown(), \
+        "regenerate: .venv/bin/sofacover policy-rules > docs/policy.md"
