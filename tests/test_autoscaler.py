@@ -329,3 +329,36 @@ def test_a_negative_priority_as_the_cluster_default_is_refused(build):
         k8s.scheduling.v1.PriorityClass("spare", metadata={"name": "spare"}, value=-1)
     (finding,) = preflight_of(build(fn).resources, "k8s-spare-capacity-priority")
     assert finding.resource.endswith(" everyone") and finding.property == "globalDefault"
+
+
+def warm_group(*, hook: bool = True, mixed: bool = False, autoscaled: bool = False):
+    def fn() -> None:
+        lt = aws.ec2.LaunchTemplate("lt", instance_type="m5.large")
+        aws.autoscaling.Group(
+            "web", min_size=2, max_size=8, availability_zones=["us-east-1a"],
+            warm_pool={"pool_state": "Stopped"},
+            launch_template=None if mixed else {"id": lt.id},
+            mixed_instances_policy={"launch_template": {
+                "launch_template_specification": {"launch_template_id": lt.id}}}
+            if mixed else None,
+            initial_lifecycle_hooks=[{"name": "ready", "default_result": "ABANDON",
+                                      "lifecycle_transition":
+                                          "autoscaling:EC2_INSTANCE_LAUNCHING"}]
+            if hook else None,
+            tags=[{"key": k, "value": v, "propagate_at_launch": False}
+                  for k, v in (ca.autoscaler_tags(CLUSTER) if autoscaled else [])])
+    return fn
+
+
+def test_a_warm_pool_held_by_a_launch_hook_passes(build):
+    assert preflight_of(build(warm_group()).resources, "aws-warm-pool-usable") == []
+
+
+@pytest.mark.parametrize("changes, severity, words", [
+    (dict(hook=False), "warning", "no launch lifecycle hook"),
+    (dict(mixed=True), "error", "mixed instances policy"),
+    (dict(autoscaled=True), "error", "Cluster Autoscaler manages"),
+])
+def test_a_warm_pool_that_cannot_work_is_reported(build, changes, severity, words):
+    (finding,) = preflight_of(build(warm_group(**changes)).resources, "aws-warm-pool-usable")
+    assert finding.severity == severity and words in finding.message

@@ -594,3 +594,36 @@ def pod_identity_service_account(ctx: Context) -> Iterator:
         for assoc in associations:
             yield ctx.error(assoc, "clusterName", "the cluster has no eks-pod-identity-agent "
                             "add-on; pods would get no credentials from the association")
+
+
+# -- spare capacity on EC2: the warm pool --------------------------------------------------------
+
+@rule("aws-warm-pool-usable",
+      "an Auto Scaling group with a warm pool has no mixed instances policy (AWS refuses "
+      "one), holds its instances with a launch lifecycle hook (else they are stopped before "
+      "user data has bootstrapped them, and a warm start runs no user data), and is not an "
+      "EKS node group Cluster Autoscaler manages (a warm node joins, then stops)",
+      source="https://docs.aws.amazon.com/autoscaling/ec2/userguide/"
+             "ec2-auto-scaling-warm-pools.html (limitations: no mixed instances policy, no "
+             "Spot); https://docs.aws.amazon.com/autoscaling/ec2/userguide/"
+             "warm-pool-instance-lifecycle.html (lifecycle hooks for instances entering and "
+             "leaving the pool)",
+      checked=CHECKED)
+def warm_pool_usable(ctx: Context) -> Iterator:
+    for asg in ctx.of_type(ASG):
+        if not value(asg, "warmPool"):
+            continue
+        if value(asg, "mixedInstancesPolicy"):
+            yield ctx.error(asg, "warmPool", "is set on a group with a mixed instances "
+                            "policy; EC2 Auto Scaling refuses warm pools there (no spot with "
+                            "a warm pool)")
+        hooks = value(asg, "initialLifecycleHooks") or []
+        if not any(h.get("lifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
+                   for h in hooks):
+            yield ctx.warning(asg, "initialLifecycleHooks", "has no launch lifecycle hook: "
+                              "warm instances may be stopped before their user data finishes, "
+                              "and a warm start does not run it again")
+        if CA_DISCOVERY_TAGS[0] in _asg_tags(asg):
+            yield ctx.error(asg, "warmPool", "is set on an EKS node group Cluster Autoscaler "
+                            "manages: a warming node joins the cluster, then stops and stays "
+                            "NotReady; spare capacity there is placeholder pods")
