@@ -432,3 +432,22 @@ def test_docs_policy_md_is_the_current_rule_list():
 
     assert (ROOT / "docs" / "policy.md").read_text() == rules_markdown(), \
         "regenerate: .venv/bin/sofacover policy-rules > docs/policy.md"
+
+
+def test_the_pack_imports_only_what_its_requirements_install():
+    """The CLI runs the pack in policy/venv, from policy/requirements.txt alone: importing
+    the rules must not pull in the plan's own tooling (moto, boto3, planner, rich)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, policy.pack; print(sorted({m.split('.')[0] for m in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    loaded = set(json.loads(done.stdout.replace("'", '"')))
+    assert loaded & {"moto", "boto3", "botocore", "planner", "rich", "typer",
+                     "matplotlib", "components"} == set()
+    wanted = {"pulumi_policy", "pulumi", "pydantic", "yaml"}
+    assert wanted <= loaded
+    requirements = (ROOT / "policy" / "requirements.txt").read_text().lower()
+    for dist in ("pulumi-policy", "pulumi", "pulumi-aws", "pydantic", "pyyaml"):
+        assert f"\n{dist}" in f"\n{requirements}", dist
