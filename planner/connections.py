@@ -3,10 +3,11 @@ the max_connections of the database it points at, less PostgreSQL's reserved slo
 
 Read from the plan, not the config: the rendered pgbouncer.ini (a ConfigMap on Kubernetes,
 an SSM parameter for the instances' sidecars), how many PgBouncer processes run it at most
-(the Deployment's replicas plus its rolling-update surge, or the Auto Scaling group's
-maxSize), and the RDS parameter groups' max_connections. The rule itself is
-config.models.pool_budget_problem, the one the config check and components/pgbouncer.py
-apply: written once.
+(the Deployment's replicas, or the Auto Scaling group's maxSize, plus the surge of a rolling
+update), and the RDS parameter groups' max_connections. Stacks deploy one at a time in
+rollout order, so a database must hold every pool at once plus the largest single surge.
+The rule itself is config.models.pool_budget_problem, the one the config check and
+components/pgbouncer.py apply: written once.
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ class Pool:
     host: str
     per_instance: int
     instances: int
-    """PgBouncer processes that may run this config at once."""
+    """PgBouncer processes that run this config in steady state."""
     runs_on: str
+    surge: int = 0
+    """Extra processes while its Deployment rolls (maxSurge)."""
 
     @property
     def server_connections(self) -> int:
         return self.per_instance * self.instances
+
+    @property
+    def surge_connections(self) -> int:
+        return self.per_instance * self.surge
 
 
 @dataclass
@@ -48,8 +55,13 @@ class DatabaseBudget:
     pools: list[Pool] = field(default_factory=list)
 
     @property
-    def used(self) -> int:
+    def steady(self) -> int:
         return sum(p.server_connections for p in self.pools)
+
+    @property
+    def used(self) -> int:
+        """Every pool at once, plus the largest one rolling (one stack deploys at a time)."""
+        return self.steady + max((p.surge_connections for p in self.pools), default=0)
 
     @property
     def usable(self) -> int | None:
@@ -90,8 +102,8 @@ def parse_ini(text: str) -> dict[str, dict[str, str]]:
             for name, value in parser.items("databases")}
 
 
-def _ini_sources(plan: StackPlan) -> list[tuple[str, str, int]]:
-    """(rendered ini, where it runs, instances) for every PgBouncer of the stack."""
+def _ini_sources(plan: StackPlan) -> list[tuple[str, str, int, int]]:
+    """(rendered ini, where it runs, instances, surge) for every PgBouncer of the stack."""
     out = []
     for cm in _res(plan, "kubernetes:core/v1:ConfigMap"):
         text = (cm.inputs.get("data") or {}).get("pgbouncer.ini")
@@ -107,14 +119,14 @@ def _ini_sources(plan: StackPlan) -> list[tuple[str, str, int]]:
                 replicas = int(spec.get("replicas") or 1)
                 rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
                 surge = _surge(rolling.get("maxSurge", "25%"), replicas)
-        out.append((text, f"{replicas} pods + {surge} surging", replicas + surge))
+        out.append((text, f"{replicas} pods, +{surge} while rolling", replicas, surge))
     for param in _res(plan, "aws:ssm/parameter:Parameter"):
         text = param.inputs.get("insecureValue") or param.inputs.get("value")
         if not isinstance(text, str) or "[databases]" not in text:
             continue
         groups = _res(plan, "aws:autoscaling/group:Group")
         size = int(groups[0].inputs.get("maxSize") or 1) if groups else 1
-        out.append((text, f"a sidecar on each of up to {size} instances", size))
+        out.append((text, f"a sidecar on each of up to {size} instances", size, 0))
     return out
 
 
@@ -148,10 +160,11 @@ def connection_budget(plans: Sequence[StackPlan]) -> ConnectionBudget:
                                              host, _max_connections(plan, db))
     unmatched: list[Pool] = []
     for plan in plans:
-        for text, runs_on, instances in _ini_sources(plan):
+        for text, runs_on, instances, surge in _ini_sources(plan):
             for name, kv in parse_ini(text).items():
                 size = int(kv.get("max_db_connections") or kv.get("pool_size") or 0)
-                pool = Pool(plan.stack, name, kv.get("host", ""), size, instances, runs_on)
+                pool = Pool(plan.stack, name, kv.get("host", ""), size, instances, runs_on,
+                            surge)
                 target = databases.get(pool.host)
                 (target.pools if target else unmatched).append(pool)
     return ConnectionBudget(list(databases.values()), unmatched)

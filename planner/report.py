@@ -132,9 +132,10 @@ def as_json(rep: Report) -> dict[str, Any]:
         },
         "connectionBudget": [
             {"stack": d.stack, "database": d.resource, "maxConnections": d.max_connections,
-             "usable": d.usable, "serverConnections": d.used, "problem": d.problem,
+             "usable": d.usable, "serverConnections": d.used,
+             "steadyServerConnections": d.steady, "problem": d.problem,
              "pools": [{"stack": p.stack, "pool": p.name, "perInstance": p.per_instance,
-                        "instances": p.instances} for p in d.pools]}
+                        "instances": p.instances, "surge": p.surge} for p in d.pools]}
             for d in rep.connections.databases],
         "pricedAtAnotherRegion": list(env.fallbacks),
         "notPriced": list(env.unpriced),
@@ -309,9 +310,10 @@ def _availability_md(rep: Report) -> list[str]:
 
 def _connections_md(rep: Report) -> list[str]:
     out = ["## Connection budget", "",
-           "Every PgBouncer pool as rendered in the plan, times the processes that may run "
-           "it at once, against the database's max_connections less PostgreSQL's "
-           "superuser_reserved_connections (config.models.pool_budget_problem).", "",
+           "Every PgBouncer pool as rendered in the plan, times the processes that run it, "
+           "plus the largest rolling-update surge (stacks deploy one at a time), against "
+           "the database's max_connections less PostgreSQL's superuser_reserved_connections "
+           "(config.models.pool_budget_problem).", "",
            "| database | max_connections | usable | pools | server connections | verdict |",
            "|---|---|---|---|---|---|"]
     for d in rep.connections.databases:

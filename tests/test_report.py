@@ -74,7 +74,7 @@ def test_the_ini_parser_reads_every_pool_entry():
 def test_pods_and_their_surge_fit_the_usable_connections():
     budget = connection_budget([plan([*database(200), *pgbouncer_on_kubernetes(50, 2)])])
     (db,) = budget.databases
-    assert db.used == 50 * (2 + 1)
+    assert (db.steady, db.used) == (50 * 2, 50 * (2 + 1))
     assert db.usable == 200 - SUPERUSER_RESERVED_CONNECTIONS
     assert db.problem is None and budget.ok
 
@@ -86,6 +86,20 @@ def test_pools_over_max_connections_less_the_reserved_slots_are_reported():
     assert db.used == 99
     assert db.problem is not None and "leaves 97" in db.problem
     assert not budget.ok
+
+
+def test_pools_of_several_stacks_add_up_with_only_the_largest_surge():
+    # Stacks deploy one at a time: 3 PgBouncers steady (2 x 50 + 2 x 20) plus the largest
+    # surge (50), never every surge at once.
+    primary = plan([*database(200), *pgbouncer_on_kubernetes(50, 2)])
+    secondary = plan(pgbouncer_on_kubernetes(20, 2), stack="prod-eu-west-1",
+                     region="eu-west-1", role="secondary")
+    (db,) = connection_budget([primary, secondary]).databases
+    assert (db.steady, db.used) == (2 * 50 + 2 * 20, 2 * 50 + 2 * 20 + 50)
+    assert db.problem is None
+    tight = plan([*database(190), *pgbouncer_on_kubernetes(50, 2)])
+    (db,) = connection_budget([tight, secondary]).databases
+    assert db.used == 190 and db.problem is not None  # 190 > 190 - 3
 
 
 def test_a_percent_surge_rounds_up():
