@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import configparser
 import dataclasses
+import functools
 import subprocess
 from pathlib import Path
 
@@ -284,7 +285,8 @@ def local_ini(pg: engines.Postgres, tools: engines.Tools, workdir: Path, port: i
         replica_port=pg.port, database_max_connections=pg.max_connections,
         listen_addr="127.0.0.1", listen_port=port, auth_file=str(workdir / "userlist.txt"),
         logfile=str(workdir / "pgbouncer.log"), pidfile=str(workdir / "pgbouncer.pid"),
-        server_tls_sslmode="require", pgbouncer_version=tools.pgbouncer_version, **kw))
+        pgbouncer_version=tools.pgbouncer_version,
+        **{"server_tls_sslmode": "require", **kw}))
 
 
 def test_missing_tools_fail_with_the_install_command(monkeypatch):
@@ -571,3 +573,50 @@ def test_pgbouncer_closes_a_client_idle_in_a_transaction(tools, postgres, timeou
             return
         assert out.returncode != 0 and "2" not in out.stdout.split(), out.stdout
         assert "idle transaction timeout" in pgb.log(), pgb.log()
+
+
+def _sign_server_certificate(pg: engines.Postgres) -> Path:
+    """Give the test server a certificate for 127.0.0.1 signed by a throw-away CA (as RDS's
+    is signed by its region's root) and return the CA's PEM file."""
+    ca, key = pg.dir / "test-ca.pem", pg.dir / "test-ca.key"
+    csr = pg.dir / "server.csr"
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=sofacover test root", "-keyout", str(key), "-out", str(ca)])
+    run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(pg.dir / "server.key"), "-out", str(csr)])
+    ext = pg.dir / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(key),
+         "-CAcreateserial", "-days", "1", "-extfile", str(ext),
+         "-out", str(pg.dir / "server.crt")])
+    (pg.dir / "server.key").chmod(0o600)
+    engines._own(pg.dir)
+    pg.psql("SELECT pg_reload_conf()")  # PostgreSQL re-reads its certificate on reload
+    return ca
+
+
+@pytest.mark.parametrize("trusted", ["signing-ca", "rds-roots"])
+def test_verify_full_logs_in_only_to_a_server_its_ca_file_vouches_for(tools, postgres,
+                                                                      tmp_path, trusted):
+    from components.database import RDS_CA_IDENTIFIER
+
+    pg = postgres
+    ca = _sign_server_certificate(pg)
+    workdir = pg.dir / "pgbouncer"
+    workdir.mkdir()
+    ca_file = workdir / "ca.pem"
+    ca_file.write_text(ca.read_text() if trusted == "signing-ca"
+                       else rds_ca_roots(SERVER_REGIONS, RDS_CA_IDENTIFIER))
+    port = engines.free_port()
+    ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2,
+                    server_tls_sslmode="verify-full", server_tls_ca_file=str(ca_file))
+    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
+        result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
+                                 dbname="sofacover", clients=1, threads=1, transactions=1,
+                                 script=_select_one(tmp_path))
+        if trusted == "signing-ca":
+            assert result.error is None and result.failed == 0, f"{result.error}\n{pgb.log()}"
+        else:  # the RDS roots do not vouch for this server: no server login
+            assert result.error is not None, pgb.log()
+            assert "certificate verify failed" in pgb.log(), pgb.log()
