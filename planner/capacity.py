@@ -1113,6 +1113,15 @@ def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None
     return services, nodes
 
 
+def steady_nodes(cfg: StackConfig) -> int:
+    """Nodes the kubernetes group runs at 1x, placeholders included (what Cluster Autoscaler
+    keeps up between spikes, and what the cost of spare capacity is counted in): the
+    simulator's settled state at t = 0."""
+    services, nodes = kubernetes_inputs(cfg)
+    at_rest = simulate_kubernetes(services, nodes, load=1.0, timing=Timing(horizon_s=0))
+    return at_rest.timeline[0].nodes_ready
+
+
 def ec2_inputs(cfg: StackConfig) -> Ec2Group:
     """The phase-1 group from the validated stack config. The target group's health check
     (15 s interval, 2 healthy) is components/compute.py's; tests/test_compute.py holds the

@@ -361,3 +361,21 @@ def test_the_seed_literal_hpa_still_misses_on_the_autoscaled_prod_nodes(project)
     assert not result.meets(KPI)
     assert result.binding[0].startswith(("scale-up stabilisation window 60 s",
                                          "CPU limit (limit = request)"))
+
+
+def test_the_spare_capacity_keeps_nodes_running_between_spikes(project):
+    from planner.capacity import node_group_fit, steady_nodes
+
+    cfg = project.stack_config("prod", 2)
+    _, nodes = kubernetes_inputs(cfg)
+    fit = node_group_fit(cfg)
+    services = len(cfg.kubernetes.services)
+    # 1x: the cluster's own pods, every service at HPA_MIN, and the placeholders, at 250m
+    # each (the preset's request), over each node's allocatable CPU
+    at_rest = fit.system_cpu_m + (services * seed.HPA_MIN + nodes.spare_pods) * 250
+    assert steady_nodes(cfg) >= -(-at_rest // fit.per_node_cpu_m)
+    assert steady_nodes(cfg) <= cfg.compute.max_size
+    # without the autoscaler and its placeholders: the group's minimum
+    assert steady_nodes(without_autoscaler(cfg)) == max(
+        cfg.compute.min_size, -(-(fit.system_cpu_m + services * seed.HPA_MIN * 250)
+                                // fit.per_node_cpu_m))
