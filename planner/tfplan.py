@@ -10,98 +10,49 @@ its snake_case attribute; nested blocks become lists, as Terraform writes them.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from planner.engine import StackPlan
 from planner.mocks import SECRET_MASK
+from planner.replace_props import MANUAL, UPSTREAM
 
 FORMAT_VERSION = "1.2"
 TERRAFORM_VERSION = "1.9.8"  # the version the document claims to be written by
 AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
 
-# Pulumi type token -> Terraform resource type, as pulumi-aws maps them
-# (pulumi/pulumi-aws provider/resources.go, commit 00ba5ea53c2548fd367776345b7c52f191ce1372,
-# the `Resources: map[string]*tfbridge.ResourceInfo` table and its module tokens). Only the
-# types this program creates are listed; others are left out of the document and counted.
-TF_TYPES: dict[str, str] = {
-    "aws:acm/certificate:Certificate": "aws_acm_certificate",
-    "aws:acm/certificateValidation:CertificateValidation": "aws_acm_certificate_validation",
-    "aws:autoscaling/group:Group": "aws_autoscaling_group",
-    "aws:autoscaling/policy:Policy": "aws_autoscaling_policy",
-    "aws:cloudwatch/dashboard:Dashboard": "aws_cloudwatch_dashboard",
-    "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
-    "aws:cloudwatch/metricAlarm:MetricAlarm": "aws_cloudwatch_metric_alarm",
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "aws_default_security_group",
-    "aws:ec2/eip:Eip": "aws_eip",
-    "aws:ec2/flowLog:FlowLog": "aws_flow_log",
-    "aws:ec2/internetGateway:InternetGateway": "aws_internet_gateway",
-    "aws:ec2/launchTemplate:LaunchTemplate": "aws_launch_template",
-    "aws:ec2/natGateway:NatGateway": "aws_nat_gateway",
-    "aws:ec2/route:Route": "aws_route",
-    "aws:ec2/routeTable:RouteTable": "aws_route_table",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": "aws_route_table_association",
-    "aws:ec2/securityGroup:SecurityGroup": "aws_security_group",
-    "aws:ec2/securityGroupRule:SecurityGroupRule": "aws_security_group_rule",
-    "aws:ec2/subnet:Subnet": "aws_subnet",
-    "aws:ec2/vpc:Vpc": "aws_vpc",
-    "aws:ec2/vpcEndpoint:VpcEndpoint": "aws_vpc_endpoint",
-    "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": "aws_vpc_peering_connection",
-    "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter":
-        "aws_vpc_peering_connection_accepter",
-    "aws:eks/accessEntry:AccessEntry": "aws_eks_access_entry",
-    "aws:eks/addon:Addon": "aws_eks_addon",
-    "aws:eks/cluster:Cluster": "aws_eks_cluster",
-    "aws:eks/podIdentityAssociation:PodIdentityAssociation": "aws_eks_pod_identity_association",
-    "aws:elasticache/parameterGroup:ParameterGroup": "aws_elasticache_parameter_group",
-    "aws:elasticache/replicationGroup:ReplicationGroup": "aws_elasticache_replication_group",
-    "aws:elasticache/subnetGroup:SubnetGroup": "aws_elasticache_subnet_group",
-    "aws:iam/instanceProfile:InstanceProfile": "aws_iam_instance_profile",
-    "aws:iam/policy:Policy": "aws_iam_policy",
-    "aws:iam/role:Role": "aws_iam_role",
-    "aws:iam/rolePolicy:RolePolicy": "aws_iam_role_policy",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "aws_iam_role_policy_attachment",
-    "aws:kms/alias:Alias": "aws_kms_alias",
-    "aws:kms/key:Key": "aws_kms_key",
-    "aws:lb/listener:Listener": "aws_lb_listener",
-    "aws:lb/listenerRule:ListenerRule": "aws_lb_listener_rule",
-    "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
-    "aws:lb/targetGroup:TargetGroup": "aws_lb_target_group",
-    "aws:rds/instance:Instance": "aws_db_instance",
-    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
-        "aws_db_instance_automated_backups_replication",
-    "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
-    "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
-    "aws:s3/bucket:Bucket": "aws_s3_bucket",
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration":
-        "aws_s3_bucket_lifecycle_configuration",
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "aws_s3_bucket_ownership_controls",
-    "aws:s3/bucketPolicy:BucketPolicy": "aws_s3_bucket_policy",
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
-        "aws_s3_bucket_public_access_block",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
-        "aws_s3_bucket_server_side_encryption_configuration",
-    "aws:s3/bucketVersioning:BucketVersioning": "aws_s3_bucket_versioning",
-    "aws:sns/topic:Topic": "aws_sns_topic",
-    "aws:sns/topicSubscription:TopicSubscription": "aws_sns_topic_subscription",
-    "aws:ssm/parameter:Parameter": "aws_ssm_parameter",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule":
-        "aws_vpc_security_group_egress_rule",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-        "aws_vpc_security_group_ingress_rule",
-    "aws:wafv2/webAcl:WebAcl": "aws_wafv2_web_acl",
-    "aws:wafv2/webAclAssociation:WebAclAssociation": "aws_wafv2_web_acl_association",
-    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration":
-        "aws_wafv2_web_acl_logging_configuration",
-}
+
+@functools.cache
+def _upstream() -> tuple[dict[str, str], dict[str, set[str]], dict[str, dict[str, str]]]:
+    """(Pulumi type -> Terraform type, Terraform type -> its top-level attributes, Pulumi
+    type -> {Terraform attribute: Pulumi name}), from the replace data the diff keeps
+    (planner/data/replace_manual.yaml `upstream_types` and `upstream_renames`: pulumi-aws
+    provider/resources.go's mapping; replace_upstream.yaml: the attributes terraform-
+    provider-aws registers), so the project has one table of Terraform names."""
+    manual = yaml.safe_load(MANUAL.read_text())
+    upstream = yaml.safe_load(UPSTREAM.read_text())
+    types = {k: v for k, v in manual["upstream_types"].items() if k.startswith("aws:")}
+    attrs = {tf: set(entry.get("attributes") or ())
+             for tf, entry in upstream["aws"]["types"].items()}
+    return types, attrs, manual.get("upstream_renames") or {}
+
+
+def tf_type(token: str) -> str | None:
+    return _upstream()[0].get(token)
+
 
 LIST_RENAMES = {
     # Pulumi pluralises the name of a Terraform list whose MaxItems is not 1 (a repeated
-    # block, or a list attribute with a singular name); these are the ones this program
-    # sets, back to Terraform's names (pulumi-aws provider/cmd/pulumi-resource-aws/
-    # bridge-metadata.json, "renamedProperties": e.g. "statements": "statement",
+    # block, or a list attribute with a singular name). Top-level names are matched against
+    # the attributes Terraform registers (top_level); inside blocks, where the table has no
+    # attributes, these are the ones this program sets, back to Terraform's names
+    # (pulumi-aws provider/cmd/pulumi-resource-aws/bridge-metadata.json,
+    # "renamedProperties": e.g. "statements": "statement",
     # "textTransformations": "text_transformation"; the Terraform names from the
     # terraform-provider-aws resource docs).
     "defaultActions": "default_action",  # aws_lb_listener
@@ -134,6 +85,36 @@ def _tf_name(key: str, value: Any) -> str:
     if isinstance(value, list) and key in LIST_RENAMES:
         return LIST_RENAMES[key]
     return snake(key)
+
+
+def _singulars(name: str) -> list[str]:
+    out = [name]
+    if name.endswith("ies"):
+        out.append(name[:-3] + "y")
+    if name.endswith("es"):
+        out.append(name[:-2])
+    if name.endswith("s"):
+        out.append(name[:-1])
+    return out
+
+
+def top_level(token: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A resource's inputs as Terraform's top-level attributes: the Pulumi name snake_cased,
+    or singular where Terraform registers the singular (default_action, vpc_zone_identifier,
+    tag), or the bridge's rename (a metric alarm's name is alarm_name)."""
+    _, attrs, renames = _upstream()
+    known = attrs.get(tf_type(token) or "", set())
+    back = {pulumi: tf for tf, pulumi in renames.get(token, {}).items()}
+    out: dict[str, Any] = {}
+    for key, value in inputs.items():
+        if key in back:
+            name = back[key]
+        elif known:
+            name = next((n for n in _singulars(snake(key)) if n in known), snake(key))
+        else:
+            name = _tf_name(key, value)
+        out[name] = tf_values(value, key)
+    return out
 
 
 def _body(value: dict[str, Any]) -> dict[str, Any]:
@@ -170,17 +151,17 @@ def _targets(plans: list[StackPlan]) -> dict[str, str]:
     index: dict[str, str] = {}
     for plan in plans:
         for res in plan.resources:
-            tf_type = TF_TYPES.get(res.type)
-            if tf_type is None or res.read:
+            tf = tf_type(res.type)
+            if tf is None or res.read:
                 continue
-            address = f"{tf_type}.{_address_name(plan.stack, res.name)}"
+            address = f"{tf}.{_address_name(plan.stack, res.name)}"
             for value in (res.id, *(res.outputs.get(k) for k in REFERENCE_OUTPUTS)):
                 if isinstance(value, str) and len(value) > 8:
                     index.setdefault(value, address)
     return index
 
 
-def _expressions(inputs: dict[str, Any], targets: dict[str, str], own: str
+def _expressions(token: str, inputs: dict[str, Any], targets: dict[str, str], own: str
                  ) -> dict[str, Any]:
     """Terraform's `expressions` for the inputs that name another resource: what lets a
     scanner's graph connect a bucket to its public access block, a VPC to its flow log."""
@@ -190,7 +171,7 @@ def _expressions(inputs: dict[str, Any], targets: dict[str, str], own: str
         refs = sorted({targets[v] for v in values if isinstance(v, str) and v in targets}
                       - {own})
         if refs:
-            out[_tf_name(key, value)] = {
+            out[next(iter(top_level(token, {key: value})))] = {
                 "references": [r for ref in refs for r in (f"{ref}.id", ref)]}
     return out
 
@@ -204,24 +185,25 @@ def document(plans: list[StackPlan]) -> tuple[dict[str, Any], list[str]]:
         for res in plan.resources:
             if res.read or not res.custom or res.type.startswith("pulumi:"):
                 continue
-            tf_type = TF_TYPES.get(res.type)
-            if tf_type is None:
+            tf = tf_type(res.type)
+            if tf is None:
                 if res.type.startswith("aws:"):
                     unmapped.add(res.type)
                 continue
             name = _address_name(plan.stack, res.name)
-            address = f"{tf_type}.{name}"
-            values = tf_values(res.inputs)
-            common = {"address": address, "mode": "managed", "type": tf_type, "name": name,
+            address = f"{tf}.{name}"
+            values = top_level(res.type, res.inputs)
+            common = {"address": address, "mode": "managed", "type": tf, "name": name,
                       "provider_name": AWS_PROVIDER}
             planned.append({**common, "schema_version": 0, "values": values,
                             "sensitive_values": {}})
             changes.append({**common, "change": {
                 "actions": ["create"], "before": None, "after": values,
                 "after_unknown": {}, "before_sensitive": False, "after_sensitive": {}}})
-            config.append({"address": address, "mode": "managed", "type": tf_type,
+            config.append({"address": address, "mode": "managed", "type": tf,
                            "name": name, "provider_config_key": "aws",
-                           "expressions": _expressions(res.inputs, targets, address),
+                           "expressions": _expressions(res.type, res.inputs, targets,
+                                                        address),
                            "schema_version": 0})
     doc = {
         "format_version": FORMAT_VERSION, "terraform_version": TERRAFORM_VERSION,

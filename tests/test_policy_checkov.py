@@ -22,7 +22,7 @@ SKIPS = ROOT / "tests" / "checkov-skips-aws.yaml"
 @pytest.fixture(scope="module")
 def failed(prod_phase3, tmp_path_factory) -> set[str]:
     doc, unmapped = tfplan.document(list(prod_phase3.values()))
-    assert unmapped == [], "map these Pulumi types in planner/tfplan.py TF_TYPES"
+    assert unmapped == [], "add these types to planner/data/replace_manual.yaml upstream_types"
     path = tmp_path_factory.mktemp("tfplan") / "plan.json"
     path.write_text(json.dumps(doc))
     done = subprocess.run([checkov(), "-f", str(path), "--framework", "terraform_plan",
