@@ -25,9 +25,12 @@ def test_prod_rollout_puts_primary_first_and_edge_last(prod):
     assert set(order[1:-1]) == set(SECONDARIES)
 
 
-def test_no_stack_reads_a_stack_deployed_after_it(prod):
-    order = list(prod)
-    for i, plan in enumerate(prod.values()):
+@pytest.mark.parametrize("fixture", ["prod", "prod_phase3"])
+def test_no_stack_reads_a_stack_deployed_after_it(request, fixture):
+    # phase 3 included: the secondaries' peerings read the primary, never the other way
+    plans = request.getfixturevalue(fixture)
+    order = list(plans)
+    for i, plan in enumerate(plans.values()):
         for ref in of_type(plan.resources, "pulumi:pulumi:StackReference"):
             target = ref.inputs["name"].rsplit("/", 1)[-1]
             assert order.index(target) < i, f"{plan.stack} reads {target}"
