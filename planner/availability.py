@@ -236,11 +236,17 @@ def environment_availability(plans: Sequence[StackPlan],
 
     primary = next((s for s in stacks if s.data and not s.replica), None)
     replicas = [s.data_availability for s in stacks if s.replica]
-    data = standby_failover(primary.data_availability, replicas, a.promotion_s, a.mttr_s) \
-        if primary else 1.0
+    if primary is not None:
+        data = standby_failover(primary.data_availability, replicas, a.promotion_s,
+                                a.mttr_s)
+    else:
+        # The primary is outside these plans (a secondary reported alone): its own data
+        # tier is the best this scope can say for either path.
+        data = min((s.data_availability for s in stacks if s.data), default=1.0)
     # Reads: each region from its own database; the primary's region from the primary,
     # which a promoted replica replaces as it does for writes.
-    read = edge_a * regions([s.serving_availability * (data if s is primary else
+    read = edge_a * regions([s.serving_availability * (data if s is primary or
+                                                       primary is None else
                                                        s.data_availability)
                              for s in serving])
     write = edge_a * regions([s.serving_availability for s in serving]) * data

@@ -183,6 +183,10 @@ def markdown(rep: Report) -> str:
                      f"{_usd(sc.monthly_usd)} | {a} |")
     budget_ok = env.monthly_usd <= env.budget_usd
     cpu_ok = env.cost_per_daily_user <= costs.target_cost_per_user()
+    if not rep.scope.startswith("environment"):
+        lines += ["", f"**{rep.scope} alone**: the seed's budget, its cost per user and its "
+                  "uptime are the environment's; the figures below cover this stack only "
+                  f"(`--env {rep.environment}` for the whole).", ""]
     lines += ["", "## The environment", "",
               f"- Monthly cost: **{_usd(env.monthly_usd)}** against the seed's budget of "
               f"{_usd(env.budget_usd)} at month {env.usage.month} (phase {rep.phase}; "
@@ -325,8 +329,9 @@ def _connections_md(rep: Report) -> list[str]:
                    f"{d.usable if d.usable is not None else '-'} | {pools} | {d.used} | "
                    f"{verdict} |")
     for p in rep.connections.unmatched:
-        out.append(f"| (no planned database) {p.host} | - | - | {p.stack}/{p.name} | "
-                   f"{p.server_connections} | pool points at no database of this plan |")
+        out.append(f"| {p.host} | - | - | {p.stack}/{p.name} | {p.server_connections} | "
+                   "a database outside this report: not checked here (report the "
+                   "environment) |")
     return out + [""]
 
 

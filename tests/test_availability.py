@@ -118,6 +118,15 @@ def test_without_a_load_balancer_only_the_first_region_is_reached():
                                            * data)
 
 
+def test_a_secondary_alone_uses_its_own_data_tier_for_both_paths():
+    secondary = plan([*serving(), rds(source="arn:aws:rds:us-east-1:1:db:p")],
+                     stack="prod-eu-west-1", region="eu-west-1", role="secondary")
+    env = av.environment_availability([secondary])
+    expected = SLA["alb"] * SLA["ec2-multi-az"] * SLA["eks"] * SLA["rds-multi-az"]
+    assert env.write_path == pytest.approx(expected)
+    assert env.read_path == pytest.approx(expected)
+
+
 def test_every_sla_cites_its_published_page():
     for key, sla in av.SLAS.items():
         assert sla.source.startswith("https://"), key

@@ -127,10 +127,13 @@ def test_ec2_sidecars_count_once_per_instance_up_to_the_groups_maximum():
     assert budget.ok
 
 
-def test_a_pool_pointing_at_no_planned_database_is_not_ok():
+def test_a_pool_pointing_outside_the_report_is_listed_not_judged(tmp_path):
     budget = connection_budget([plan(pgbouncer_on_kubernetes(10, 2))])
     assert [p.host for p in budget.unmatched] == [HOST]
-    assert not budget.ok
+    assert budget.ok
+    rep = _build([plan(pgbouncer_on_kubernetes(10, 2))])
+    report.write(rep, tmp_path)
+    assert "outside this report: not checked here" in (tmp_path / "report.md").read_text()
 
 
 # --- the files ---------------------------------------------------------------------------------
