@@ -22,9 +22,11 @@ resource accepts (aws.ec2.VpcPeeringConnection docstring). Destroying a secondar
 its routes and rules in the primary's region first, then the connection; the primary is
 destroyed last (the rollout in reverse).
 
-Not set: the peering's DNS options. The only name resolved across is the primary's RDS
-endpoint, and a DB instance that is not publicly accessible resolves to its private
-address from anywhere (RDS user guide, "Working with a DB instance in a VPC").
+Not set: the peering's DNS options (they make EC2 public hostnames resolve privately). The
+only name resolved across is the primary's RDS endpoint, and "when the DB instance isn't
+publicly accessible, it is an internal DB instance with a DNS name that resolves to a
+private IP address" (RDS API reference, CreateDBInstance PubliclyAccessible,
+https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html).
 """
 
 from __future__ import annotations
