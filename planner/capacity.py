@@ -1113,6 +1113,32 @@ def kubernetes_inputs(cfg: StackConfig, provisioning: Provisioning | None = None
     return services, nodes
 
 
+def seed_literal_hpa() -> Hpa:
+    """The seed plan's HPA as written (config/seed.py): min 3, max 20, CPU 70 %, memory
+    80 %; up: window 60 s, +100 % per 15 s; down: window 300 s, -10 % per 60 s. Only the
+    policies the seed names (no +4 pods, no -1 pod)."""
+    from config import seed
+
+    return Hpa(seed.HPA_MIN, seed.HPA_MAX, seed.HPA_CPU_PERCENT,
+               Rules(seed.HPA_UP_WINDOW_S,
+                     (Policy("Percent", seed.HPA_UP_PERCENT, seed.HPA_UP_PERIOD_S),)),
+               Rules(seed.HPA_DOWN_WINDOW_S,
+                     (Policy("Percent", seed.HPA_DOWN_PERCENT, seed.HPA_DOWN_PERIOD_S),)),
+               memory_target=seed.HPA_MEMORY_PERCENT)
+
+
+def analyse_seed_literal(cfg: StackConfig, *, load: float = 10.0, timing: Timing = Timing(),
+                         kpi_s: int | None = None) -> Result:
+    """The stack's services and nodes as configured, but under the seed's literal HPA and
+    a CPU limit equal to the request (the seed's manifests): what the project's choices
+    (no scale-up window, no CPU limit, +4 pods) buy, with what binds when it misses."""
+    services, nodes = kubernetes_inputs(cfg)
+    literal = [replace(s, hpa=seed_literal_hpa(), cpu_limit_m=s.cpu_request_m)
+               for s in services]
+    return analyse_kubernetes(literal, nodes, load=load, timing=timing,
+                              stack=f"{cfg.stack} (seed's literal HPA)", kpi_s=kpi_s)
+
+
 def steady_nodes(cfg: StackConfig) -> int:
     """Nodes the kubernetes group runs at 1x, placeholders included (what Cluster Autoscaler
     keeps up between spikes, and what the cost of spare capacity is counted in): the

@@ -304,6 +304,13 @@ def report(
             out.print(f"  {'binds' if i == 0 else 'then'}: {setting}", markup=False)
         for note in result.notes:
             out.print(f"  note: {note}", markup=False)
+        if result.platform == "kubernetes":  # what the project's HPA choices buy
+            literal = capacity.analyse_seed_literal(cfg, load=load, timing=timing, kpi_s=kpi)
+            out.print("  the seed's literal HPA (60 s up window, CPU limit = request): "
+                      + (f"{literal.seconds} s" if literal.seconds is not None
+                         else f"not within {timing.horizon_s} s")
+                      + (": PASS" if literal.meets(kpi) else ": MISS; binds: "
+                         + "; then ".join(literal.binding)), markup=False)
         if timeline:
             unit = "CPU m" if result.platform == "kubernetes" else "instance-CPU %"
             out.print(f"  {'t':>5} {'load':>5} {'demand':>9} {'capacity':>9} {'ready':>6} "

@@ -379,3 +379,15 @@ def test_the_spare_capacity_keeps_nodes_running_between_spikes(project):
     assert steady_nodes(without_autoscaler(cfg)) == max(
         cfg.compute.min_size, -(-(fit.system_cpu_m + services * seed.HPA_MIN * 250)
                                 // fit.per_node_cpu_m))
+
+
+def test_report_compares_each_kubernetes_stack_with_the_seed_literal_hpa(project):
+    from planner import capacity
+
+    # the HPA the report calls the seed's is the one written out above, by hand
+    assert capacity.seed_literal_hpa() == seed_literal_hpa()
+    cfg = project.stack_config("prod", 2)
+    literal = capacity.analyse_seed_literal(cfg, kpi_s=KPI)
+    assert not literal.meets(KPI) and analyse_stack(cfg, kpi_s=KPI).meets(KPI)
+    assert literal.binding[0].startswith(("scale-up stabilisation window 60 s",
+                                          "CPU limit (limit = request)"))
