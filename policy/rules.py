@@ -20,7 +20,10 @@ import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from config.models import DEFAULT_TAG_KEYS
 from config.seed import BACKUP_RETENTION_DAYS
@@ -148,20 +151,24 @@ CACHE_SUBNETS = "aws:elasticache/subnetGroup:SubnetGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
-STATEFUL_TYPES: dict[str, str] = {
-    # type -> what it holds; `protect` (Pulumi's resource option) is required on each in prod.
-    RDS_INSTANCE: "the database",
-    RDS_CLUSTER: "the database",
-    REDIS: "sessions and carts",
-    "aws:elasticache/cluster:Cluster": "cache data",
-    KMS_KEY: "the key every encrypted copy of the data needs (a deleted key loses them)",
-    "aws:ebs/volume:Volume": "a volume",
-    "aws:efs/fileSystem:FileSystem": "files",
-    "aws:dynamodb/table:Table": "a table",
-    BUCKET: "objects",
-    "aws:secretsmanager/secret:Secret": "a secret",
+DATA_HOLDERS_FILE = Path(__file__).resolve().parents[1] / "planner" / "data" / \
+    "replace_manual.yaml"
+"""The project's one list of types whose delete destroys data (`data_holders`, kept for the
+plan's diff, which refuses to destroy them): the pack requires `protect` on them in prod."""
+
+PROTECT_NOT_REQUIRED: dict[str, str] = {
+    LOG_GROUP: "operational logs kept for a retention period; they go with the stack, and "
+               "`protect` on every log group would block tearing down any stack",
 }
-"""Stateful types: tests/test_prod_protections.py walks the plan with this list."""
+"""Data holders that need no `protect`, and why."""
+
+STATEFUL_TYPES: dict[str, str] = {
+    token: str(what) for token, what in
+    (yaml.safe_load(DATA_HOLDERS_FILE.read_text(encoding="utf-8"))["data_holders"]).items()
+    if token not in PROTECT_NOT_REQUIRED}
+"""Stateful type -> what it holds; tests/test_prod_protections.py walks the plan with it.
+(Kubernetes claims and volumes are among them: the pack cannot tell a Kubernetes object's
+environment, it has no AWS tags; the walk checks them in the prod plans.)"""
 
 UNPROTECTED_BY_DESIGN: dict[str, str] = {
     # A bucket that is not force_destroy cannot be deleted while it holds objects: S3's
@@ -169,6 +176,7 @@ UNPROTECTED_BY_DESIGN: dict[str, str] = {
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucket.html), so the data is
     # safe without `protect`; an empty bucket holds nothing to lose.
     BUCKET: "forceDestroy",
+    "aws:s3/bucketV2:BucketV2": "forceDestroy",
 }
 
 WORKLOAD_KINDS = {

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from policy.rules import RULES, STATEFUL_TYPES
+from policy.rules import PROTECT_NOT_REQUIRED, RULES, STATEFUL_TYPES, UNPROTECTED_BY_DESIGN
 from tests.conftest import of_type
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # AWS's TLS 1.3 + 1.2, forward secrecy only
@@ -160,8 +160,7 @@ DATA_HINT = re.compile(r"snapshot|backup|storage|retention|volumeSize|persistent
                        r"volumeClaimTemplates", re.IGNORECASE)
 
 HOLDS_NO_DATA_TO_PROTECT = {
-    "aws:cloudwatch/logGroup:LogGroup":
-        "operational logs kept for a set number of days; they go with the stack",
+    **PROTECT_NOT_REQUIRED,  # data holders the pack exempts from `protect`, with the reason
     "aws:ec2/launchTemplate:LaunchTemplate":
         "root volumes of disposable instances (deleteOnTermination), rebuilt from the image",
     "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication":
@@ -184,8 +183,9 @@ def _keys(value):
 
 def test_every_type_that_holds_data_is_a_known_stateful_type(phase_plans):
     """A new resource type with snapshot, backup, storage or retention properties fails
-    here until it is added to policy/rules.py STATEFUL_TYPES (and so protected in prod) or
-    listed above with the reason it holds nothing to protect."""
+    here until it is a data holder (planner/data/replace_manual.yaml `data_holders`, which
+    policy/rules.py STATEFUL_TYPES reads, so it is protected in prod) or listed above with
+    the reason it holds nothing to protect."""
     phase, plans = phase_plans
     unknown = {r.type for p in plans.values() for r in p.resources
                if not r.read and any(DATA_HINT.search(k) for k in _keys(r.inputs))
@@ -202,9 +202,10 @@ def test_every_prod_resource_of_a_stateful_type_is_protected(phase_plans):
                 continue
             walked.add(res.type)
             where = f"phase {phase} {stack} {res.name}"
-            if res.type == "aws:s3/bucket:Bucket":
+            if res.type in UNPROTECTED_BY_DESIGN:
                 # S3 refuses to delete a bucket that holds objects unless forceDestroy.
-                assert res.options["protect"] or res.inputs.get("forceDestroy") is False, where
+                flag = UNPROTECTED_BY_DESIGN[res.type]
+                assert res.options["protect"] or res.inputs.get(flag) is False, where
             elif res.type == "aws:kms/key:Key":
                 # A key is as stateful as what it encrypts (policy rule prod-data-keys-protected).
                 users = [r for r in plan.resources if r.type in STATEFUL_TYPES
