@@ -112,10 +112,11 @@ def as_json(rep: Report) -> dict[str, Any]:
         }
     env = rep.cost
     out: dict[str, Any] = {
-        "scope": rep.scope, "environment": rep.environment, "phase": rep.phase,
+        "scope": rep.scope, "phase": rep.phase,
         "loadStep": rep.load, "scaleOutKpiSeconds": KPI_S, "priceDate": env.price_date,
         "stacks": stacks,
-        "environmentTotals": {
+        "environment": {
+            "name": rep.environment,
             "monthlyCostUsd": _r(env.monthly_usd),
             "costPerDailyUserUsd": _r(env.cost_per_daily_user, 3),
             "availability": _r(rep.availability.availability * 100, 4),

@@ -188,7 +188,7 @@ def test_report_json_carries_the_keys_the_issue_names(synthetic, tmp_path):
                                                     abs=0.01)
     assert stack["availability"] == pytest.approx(
         synthetic.availability.stacks[0].availability * 100, abs=1e-4)
-    env = doc["environmentTotals"]
+    env = doc["environment"]
     assert env["monthlyCostUsd"] == pytest.approx(synthetic.cost.monthly_usd, abs=0.01)
     assert env["costPerDailyUserUsd"] == pytest.approx(synthetic.cost.cost_per_daily_user,
                                                        abs=0.001)
@@ -269,7 +269,7 @@ def test_the_command_writes_the_report_for_dev(tmp_path):
     dev = doc["stacks"]["dev"]
     assert isinstance(dev["timeToCapacitySeconds"], int | None)
     assert dev["monthlyCostUsd"] > 0 and 90 < dev["availability"] < 100
-    assert doc["environmentTotals"]["costPerDailyUserUsd"] > 0
+    assert doc["environment"]["costPerDailyUserUsd"] > 0
     assert {p.name for p in out.iterdir()} == set(report.FILES)
 
 
