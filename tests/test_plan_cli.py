@@ -200,7 +200,9 @@ def test_the_end_of_the_run_has_a_line_per_stack_the_warnings_and_strict_fails_o
     warning = ("warning: prod: sofacover-prod: the alert topic has no subscribers; set "
                "sofacover:alerts.emails or httpsEndpoints")
     assert lines.index(warning) > lines.index(created)
-    assert lines[-1] == "preflight: no findings; program warnings: 1"
+    # Then the preflight's count, and the policy pack's summary last (tests/test_policy_plan.py).
+    assert lines[-2] == "preflight: no findings; program warnings: 1"
+    assert lines[-1].startswith("policy: ") and "0 mandatory violations" in lines[-1]
     strict = plan("--strict")
     assert strict.exit_code == 1 and "--strict: the run has warnings" in strict.output
 
