@@ -947,20 +947,12 @@ def _check_topology(cfg: StackConfig) -> None:
 
 
 def _check_node_group(cfg: StackConfig) -> None:
-    """The node group at maxSize holds every pod at its maximum replicas (issue 13), and the
-    autoscaler has a release pinned for the cluster's minor."""
+    """The node group at maxSize holds every pod at its maximum replicas (issue 13). (The
+    autoscaler's pinned minor is checked above, with the other kubernetes rules.)"""
     # Imported here: planner.capacity reads moto's instance data and the preflight's
-    # reservation tables, and components.autoscaler pulumi_kubernetes; only a kubernetes
-    # stack pays for them.
-    from components.autoscaler import RELEASES
+    # reservation tables; only a kubernetes stack pays for them.
     from planner.capacity import node_group_fit
 
-    assert cfg.kubernetes is not None
-    if cfg.kubernetes.autoscaler.enabled and cfg.kubernetes.version not in RELEASES:
-        raise rule("kubernetes.version", f"is {cfg.kubernetes.version} but Cluster Autoscaler "
-                   f"is pinned for {', '.join(sorted(RELEASES))} only (components/"
-                   "autoscaler.py RELEASES); move the cluster or set "
-                   "kubernetes.autoscaler.enabled false")
     problem = node_group_fit(cfg).problem()
     if problem:
         raise rule("compute.maxSize", problem)
