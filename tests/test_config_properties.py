@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from config import ConfigError, StackConfig, seed
 from config.loader import REQUIRED_SECRETS
+from config.offerings import cache_families, rds_families, rds_majors
 from config.regions import usable_az_count
 from planner.cli import app
 from planner.project import Project, ProjectError
@@ -304,11 +305,16 @@ def valid_prod(draw):
                                    "cpuTargetPercent": draw(st.integers(20, 90))}
     config["sofacover:network"] = {"azCount": draw(st.integers(
         2, usable_az_count(seed.PRIMARY_REGION)))}
-    config["sofacover:cache"] = {"numNodes": nodes}
+    config["sofacover:cache"] = {"numNodes": nodes, "nodeType": draw(st.sampled_from(
+        [f"{f}.{size}" for f in cache_families()[:4] for size in ("large", "xlarge")]))}
     config["sofacover:kubernetes"] = {"hpa": {
         "minReplicas": draw(st.integers(1, hpa_max)), "maxReplicas": hpa_max}}
-    config["sofacover:database"] = {"backupRetentionDays": draw(st.integers(
-        seed.BACKUP_RETENTION_DAYS, 35))}
+    config["sofacover:database"] = {
+        "backupRetentionDays": draw(st.integers(seed.BACKUP_RETENTION_DAYS, 35)),
+        "engineVersion": draw(st.sampled_from(rds_majors()[-2:])),  # the two newest
+        "instanceClass": draw(st.sampled_from(
+            [f"{f}.{size}" for f in ("db.m6i", "db.r6g", "db.m7g") if f in rds_families()
+             for size in ("xlarge", "2xlarge", "4xlarge")]))}
     config["sofacover:tags"] = draw(st.dictionaries(
         st.from_regex(r"\A[A-Za-z][A-Za-z0-9_.:/=+@-]{0,20}\Z").filter(
             lambda k: not k.lower().startswith("aws:") and k not in (
