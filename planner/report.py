@@ -423,31 +423,48 @@ def cost_png(rep: Report, path: Path) -> None:
         left.bar(labels, vals, bottom=bottoms, color=CATEGORY_COLORS[cat], label=cat,
                  width=0.6)
         bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+    whole = rep.scope.startswith("environment")  # the budget is the environment's
     budgets = [sum(seed.BUDGET_BASELINE_USD.values())] + [e.budget_usd for e in phases]
     for i, (b, total) in enumerate(zip(budgets, bottoms, strict=True)):
-        left.hlines(b, i - 0.38, i + 0.38, color="black", linestyle="--", linewidth=1.5)
-        left.text(i, max(b, total) * 1.02, f"${total:,.0f}\nbudget ${b:,.0f}", ha="center",
+        if whole or i == 0:
+            left.hlines(b, i - 0.38, i + 0.38, color="black", linestyle="--", linewidth=1.5)
+        label = f"${total:,.0f}\nbudget ${b:,.0f}" if whole or i == 0 else f"${total:,.0f}"
+        left.text(i, max(b if whole or i == 0 else 0, total) * 1.02, label, ha="center",
                   va="bottom", fontsize=8)
-    left.set_ylim(0, max(max(bottoms), max(budgets)) * 1.22)
+    left.set_ylim(0, max(max(bottoms), max(budgets) if whole else budgets[0]) * 1.22)
     left.set_ylabel("USD a month")
-    left.set_title("Monthly cost by category (dashed: the seed's budget)")
+    left.set_title("Monthly cost by category (dashed: the seed's budget)" if whole
+                   else "Monthly cost by category (this stack alone)")
     left.legend(fontsize=8, loc="upper left")
     left.grid(axis="y", alpha=0.3)
-    # Right: the report's phase, by stack and category (horizontal, so names read).
+    # Right: the report's phase by stack and category, or, for one stack, its ten largest
+    # items (horizontal bars, so the names read).
     stacks = [s for s in rep.cost.stacks if s.monthly_usd > 0]
-    names = [s.stack for s in stacks]
-    lefts = [0.0] * len(stacks)
-    for cat in costs.CATEGORIES:
-        vals = [s.by_category().get(cat, 0.0) for s in stacks]
-        if any(vals):
-            right.barh(names, vals, left=lefts, color=CATEGORY_COLORS[cat], label=cat)
-            lefts = [a + v for a, v in zip(lefts, vals, strict=True)]
+    if len(stacks) > 1:
+        names = [s.stack for s in stacks]
+        lefts = [0.0] * len(stacks)
+        for cat in costs.CATEGORIES:
+            vals = [s.by_category().get(cat, 0.0) for s in stacks]
+            if any(vals):
+                right.barh(names, vals, left=lefts, color=CATEGORY_COLORS[cat], label=cat)
+                lefts = [a + v for a, v in zip(lefts, vals, strict=True)]
+        what = "by stack"
+    else:
+        items: dict[tuple[str, str], float] = {}
+        for li in (li for sc in stacks for li in sc.lines):
+            items[(li.item, li.category)] = items.get((li.item, li.category), 0.0) \
+                + li.monthly_usd
+        top = sorted(items.items(), key=lambda kv: -kv[1])[:10]
+        names = [item for (item, _), _ in top]
+        lefts = [v for _, v in top]
+        right.barh(names, lefts, color=[CATEGORY_COLORS[cat] for (_, cat), _ in top])
+        what = "largest items"
     for y, total in enumerate(lefts):
         right.text(total, y, f"  ${total:,.0f}", va="center", fontsize=8)
     right.set_xlim(0, max(lefts or [1]) * 1.18)
     right.invert_yaxis()
     right.set_xlabel("USD a month")
-    right.set_title(f"Phase {rep.phase} by stack: ${rep.cost.monthly_usd:,.0f} a month, "
+    right.set_title(f"Phase {rep.phase} {what}: ${rep.cost.monthly_usd:,.0f} a month, "
                     f"${rep.cost.cost_per_daily_user:.2f} per daily user")
     right.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{rep.scope}: list prices of {rep.cost.price_date}", fontsize=11)
