@@ -260,7 +260,9 @@ def report(
         exists=True, file_okay=False)] = None,
 ) -> None:
     """Seconds until each serving stack has capacity for a step of N x load, against the
-    seed's 2-minute KPI, and the setting that binds when it misses (planner/capacity.py)."""
+    seed's 2-minute KPI, and the setting that binds when it misses (planner/capacity.py);
+    then writes report.md, report.json and pictures with cost, availability and the
+    connection budget into --out (docs/report.md)."""
     from config import seed
     from planner import capacity
     from planner import report as report_files
