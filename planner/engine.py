@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
+import inspect
 import logging
 import runpy
 import sys
@@ -22,18 +24,99 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import resource as presource
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as psettings
+from pulumi.runtime import stack as pstack
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from config import StackConfig, parse_stack_config
 from planner.mocks import SECRET_MASK, PlanMocks
+from planner.plan_cache import PlanCache
 from planner.project import Project, StackValues
 
 ORGANIZATION = "organization"  # what the Pulumi CLI uses with a self-managed backend
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+# --- Two SDK costs an in-process run need not pay -------------------------------------------
+# Measured with cProfile on the prod plan and on component builds (docs/benchmarks.md, "Test
+# time"): together about 40% of a run's CPU, for nothing the plan reads.
+
+async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """pulumi.runtime.stack.wait_for_rpcs (pulumi 3.272.0) with one change: the outstanding
+    outputs are awaited with one callback each (`asyncio.as_completed`), not with
+    `asyncio.wait(FIRST_COMPLETED)` over every pending output after each completion, which
+    adds and removes a callback on every pending task each time: quadratic in the outputs
+    (python/cpython#74741, "asyncio.wait very slow with FIRST_COMPLETED"); a third of a
+    component build's CPU. The same outputs are awaited, the first failure in completion
+    order is raised, and outputs created meanwhile are picked up on the next round."""
+    rpc_manager = psettings._get_rpc_manager()
+    while True:
+        while len(rpc_manager.rpcs) > 0:  # as the SDK: pump, then await each RPC in turn
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    cause = rpc_manager.unhandled_exception.with_traceback(
+                        rpc_manager.exception_traceback)
+                    raise exn from cause
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(
+                rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with psettings.SETTINGS.lock:
+                    if not psettings.SETTINGS.outputs:
+                        break
+                    pending = list(psettings.SETTINGS.outputs)
+                    psettings.SETTINGS.outputs.clear()
+                for task in asyncio.as_completed(pending):
+                    await task
+        if len(rpc_manager.rpcs) == 0:
+            break
+
+
+# The SDK function replaced above, by the SHA-256 of its source: another SDK version keeps
+# its own (slower, still correct) function until someone compares the two again.
+_SDK_WAIT_FOR_RPCS = "c0f9027f85ad0925"
+
+
+def _no_stack_trace() -> Any:
+    """Stands in for pulumi.runtime.resource._get_stack_trace, which walks the whole Python
+    stack and builds a file URI for every frame of every registration (about 15% of a
+    build's CPU under pytest) so the engine can point at the line that created a resource.
+    The recording monitor keeps no source positions, so it gets an empty trace."""
+    return source_pb2.StackTrace()
+
+
+_sdk_patched: list[bool] = []
+
+
+def _patch_sdk() -> None:
+    """Install the two replacements above, once per process (only the offline engine and
+    the tests run the SDK in this process; neither talks to a real engine)."""
+    if _sdk_patched:
+        return
+    _sdk_patched.append(True)
+    presource._get_stack_trace = _no_stack_trace
+    try:
+        source = inspect.getsource(pstack.wait_for_rpcs)
+    except (OSError, TypeError):
+        return
+    if hashlib.sha256(source.encode()).hexdigest()[:16] == _SDK_WAIT_FOR_RPCS:
+        pstack.wait_for_rpcs = _wait_for_rpcs
+
+
+def sdk_patched() -> dict[str, bool]:
+    """Which replacements are in force (for the tests and the benchmark)."""
+    return {"wait_for_rpcs": pstack.wait_for_rpcs is _wait_for_rpcs,
+            "stack_trace": presource._get_stack_trace is _no_stack_trace}
 
 
 @dataclass
@@ -298,6 +381,7 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
     component built inside the test). `values` is the flat stack config the engine would
     pass; `references` answers StackReferences by qualified stack name.
     """
+    _patch_sdk()
     mocks = PlanMocks(stack, values.get("aws:region"), references)
     monitor = RecordingMonitor(mocks, stack)
     messages: list[str] = []
@@ -370,12 +454,34 @@ def plan_stack(project: Project, stack: str, *, phase: int | None = None,
     def program() -> None:
         runpy.run_path(str(project.main), run_name="__main__")
 
-    run = execute(program, project=project.name, stack=stack, values=dict(sv.values),
-                  secret_keys=sv.secret_keys, references=references, preview=preview)
-    return StackPlan(stack=stack, project=project.name, environment=cfg.environment,
-                     role=cfg.role, phase=cfg.phase, region=cfg.region,
-                     resources=run.resources, outputs=run.outputs, messages=run.messages,
-                     config=cfg)
+    def run() -> StackPlan:
+        done = execute(program, project=project.name, stack=stack, values=dict(sv.values),
+                       secret_keys=sv.secret_keys, references=references, preview=preview)
+        return StackPlan(stack=stack, project=project.name, environment=cfg.environment,
+                         role=cfg.role, phase=cfg.phase, region=cfg.region,
+                         resources=done.resources, outputs=done.outputs,
+                         messages=done.messages, config=cfg)
+
+    if _plan_cache is None:
+        return run()
+    key = _plan_cache.key(project, stack, phase, sv.values, sv.secret_keys, references,
+                          preview)
+    return _plan_cache.get_or_plan(key, run)
+
+
+_plan_cache: PlanCache | None = None
+
+
+@contextlib.contextmanager
+def plans_cached(cache: PlanCache | None) -> Iterator[None]:
+    """Within the block, plan_stack answers a plan of the same inputs from `cache`
+    (planner/plan_cache.py; the test session's); `None` turns caching off."""
+    global _plan_cache
+    before, _plan_cache = _plan_cache, cache
+    try:
+        yield
+    finally:
+        _plan_cache = before
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,5 +1,21 @@
 """Shared fixtures: the recording mocks and the planned stacks.
 
+Getting plans cheaply (the suite's time is mostly plans and component builds):
+- Use the session fixtures below (`prod`, `prod_phase2`, `prod_phase3`, `dev`,
+  `dev_phases`) when the committed stacks are what the test reads; never plan them again in
+  a module fixture or at import time.
+- Any other plan (`plan_stacks`, `plan_stack`, `sofacover plan` through CliRunner) is
+  answered from the session's plan cache (planner/plan_cache.py) when a plan of the same
+  inputs was made before in this run, by this process or another pytest-xdist worker. Each
+  caller gets its own copy, so changing it is safe.
+- A test that needs the program to really run again (determinism, the engine itself) is
+  marked `@pytest.mark.fresh_plans`. A test that takes `monkeypatch` gets fresh plans
+  automatically, since what it patches may change the plan.
+- Component builds (`build`) are not cached: build a component once per module in a
+  module fixture when several tests read the same build.
+- The suite runs in parallel (`-n 2`, pyproject.toml): a real engine takes its own free port
+  (tests/engines.py free_port) and its own temporary directory.
+
 The recording Mocks live in planner/ (planner.mocks.PlanMocks with planner.engine's
 RecordingMonitor) because the offline plan and the tests must answer exactly alike; this
 file wraps them as fixtures rather than keeping a second copy.
@@ -7,17 +23,39 @@ file wraps them as fixtures rather than keeping a second copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from config import seed
 from planner.cli import plan_stacks
-from planner.engine import Execution, PlannedResource, StackPlan, execute
+from planner.engine import Execution, PlannedResource, StackPlan, execute, plans_cached
+from planner.plan_cache import PlanCache
 from planner.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plan_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanCache]:
+    """The session's plan cache, shared through a folder by the xdist workers of a run."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "plans"
+    cache = PlanCache(folder)
+    with plans_cached(cache):
+        yield cache
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plans_when_asked(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("fresh_plans") or "monkeypatch" in \
+            request.fixturenames:
+        with plans_cached(None):
+            yield
+    else:
+        yield
 
 
 @pytest.fixture(scope="session")

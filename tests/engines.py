@@ -1,9 +1,10 @@
 """Real PostgreSQL and PgBouncer on loopback, for the real-engine tests and the benchmark.
 
-Each `Postgres` is its own cluster: initdb into a temporary directory, its own free port on
-127.0.0.1, its unix socket in that directory, TLS with a throw-away self-signed certificate
-(so PgBouncer's server_tls_sslmode=require is exercised). Both servers refuse to run as
-root, so as root they run as the `postgres` system user (the Debian package creates it).
+Each `Postgres` is its own cluster: a copy of one cluster initdb'd once per process, in a
+temporary directory, its own free port on 127.0.0.1, its unix socket in that directory, TLS
+with a throw-away self-signed certificate (so PgBouncer's server_tls_sslmode=require is
+exercised). Both servers refuse to run as root, so as root they run as the `postgres`
+system user (the Debian package creates it).
 
 A missing tool is a failure naming the install command, never a skip: these tests are the
 only check that the rendered config works.
@@ -11,6 +12,7 @@ only check that the rendered config works.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -158,27 +160,34 @@ class Postgres(_Started):
         self.ssl = ssl
 
     def start(self) -> Postgres:
-        pwfile = self.dir / "pw"
-        pwfile.write_text(SUPERUSER_PASSWORD + "\n")
+        # A copy of a cluster initdb'd once per process (with its certificate): initdb and
+        # the RSA key are most of a start, and every cluster begins identical anyway.
+        template = _template(self.tools)
+        shutil.copytree(template / "data", self.data, symlinks=True)
         if self.ssl:
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-days", "1", "-subj", "/CN=127.0.0.1",
-                            "-keyout", str(self.dir / "server.key"),
-                            "-out", str(self.dir / "server.crt")],
-                           check=True, capture_output=True)
-            (self.dir / "server.key").chmod(0o600)
+            for name in ("server.key", "server.crt"):
+                shutil.copy2(template / name, self.dir / name)
         _own(self.dir)
-        subprocess.run(_as_postgres([str(self.tools.bindir / "initdb"), "-D", str(self.data),
-                                     "-U", SUPERUSER, f"--pwfile={pwfile}",
-                                     "--auth-local=trust", "--auth-host=scram-sha-256",
-                                     "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]),
-                       check=True, capture_output=True)
         with (self.data / "postgresql.conf").open("a") as f:
             f.writelines(f"{k} = {v}\n" for k, v in self.conf.items())
-        subprocess.run(_as_postgres([str(self.tools.bindir / "pg_ctl"), "-D", str(self.data),
-                                     "-l", str(self.dir / "postgres.log"), "-w", "-t", "30",
-                                     "start"]), check=True, capture_output=True)
-        return self
+        for attempt in range(3):
+            cmd = _as_postgres([str(self.tools.bindir / "pg_ctl"), "-D", str(self.data),
+                                "-l", str(self.dir / "postgres.log"), "-w", "-t", "30",
+                                "start"])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if not done.returncode:
+                return self
+            # Another process (a parallel test worker) took the free port between
+            # free_port() and the bind: take another one (a later line wins in the file).
+            if attempt < 2 and "Address already in use" in self.log():
+                self.port = free_port()
+                self.conf["port"] = str(self.port)
+                with (self.data / "postgresql.conf").open("a") as f:
+                    f.write(f"port = {self.port}\n")
+                continue
+            raise subprocess.CalledProcessError(done.returncode, cmd, done.stdout,
+                                                done.stderr + self.log())
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         subprocess.run(_as_postgres([str(self.tools.bindir / "pg_ctl"), "-D", str(self.data),
@@ -203,6 +212,33 @@ class Postgres(_Started):
     def log(self) -> str:
         path = self.dir / "postgres.log"
         return path.read_text() if path.exists() else ""
+
+
+_templates: dict[Path, Path] = {}
+
+
+def _template(tools: Tools) -> Path:
+    """A fresh cluster (data/) and a throw-away certificate, made once per process and
+    copied by each Postgres; removed when the process exits."""
+    if tools.bindir in _templates:
+        return _templates[tools.bindir]
+    folder = Path(tempfile.mkdtemp(prefix="sofacover-pg-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    pwfile = folder / "pw"
+    pwfile.write_text(SUPERUSER_PASSWORD + "\n")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(folder / "server.key"), "-out", str(folder / "server.crt")],
+                   check=True, capture_output=True)
+    (folder / "server.key").chmod(0o600)
+    _own(folder)
+    subprocess.run(_as_postgres([str(tools.bindir / "initdb"), "-D", str(folder / "data"),
+                                 "-U", SUPERUSER, f"--pwfile={pwfile}",
+                                 "--auth-local=trust", "--auth-host=scram-sha-256",
+                                 "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]),
+                   check=True, capture_output=True)
+    _templates[tools.bindir] = folder
+    return folder
 
 
 class PgBouncer(_Started):
