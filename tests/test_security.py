@@ -357,3 +357,22 @@ def test_prod_eks_endpoints_are_private_or_limited_to_configured_cidrs(prod_phas
         assert vpc["endpointPublicAccess"] is bool(cidrs)
         assert "0.0.0.0/0" not in vpc.get("publicAccessCidrs", [])
 
+
+
+def test_the_preflight_holds_aws_waf_to_what_the_api_accepts(build):
+    resources = build(_waf()).resources
+    assert preflight_of(resources, "aws-wafv2") == []
+    (acl,) = of_type(resources, WEB_ACL)
+    rules = [dict(r) for r in acl.inputs["rules"]]
+    rules[-1] = {**rules[-1], "priority": rules[0]["priority"],
+                 "statement": {"rateBasedStatement": {"limit": 5, "aggregateKeyType": "IP",
+                                                      "evaluationWindowSec": 30}}}
+    rules[0] = {**rules[0], "visibilityConfig": {**rules[0]["visibilityConfig"],
+                                                 "metricName": "has spaces"}}
+    broken = _modified(acl, rules=rules, scope="CLOUDFRONT")
+    findings = preflight_of([r for r in resources if r is not acl] + [broken], "aws-wafv2")
+    assert sorted(f.property for f in findings) == sorted([
+        "rules", "rules[0].visibilityConfig",
+        f"rules[{len(rules) - 1}].statement.rateBasedStatement.limit",
+        f"rules[{len(rules) - 1}].statement.rateBasedStatement.evaluationWindowSec",
+        "webAclArn"])

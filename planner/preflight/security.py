@@ -23,7 +23,6 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULES = ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
             "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
             "aws:ec2/securityGroupRule:SecurityGroupRule")
-WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
 
 KEY_POLICY_DOCS = ("https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html"
                    " (the account statement; PutKeyPolicy refuses a policy that locks the "
@@ -161,7 +160,8 @@ def service_log_groups(ctx: Context) -> Iterator:
 @rule("aws-waf-log-group", "AWS WAF logs only to a CloudWatch log group whose name starts "
       "with aws-waf-logs-", source=WAF_LOGS_DOCS, checked=CHECKED)
 def waf_log_group(ctx: Context) -> Iterator:
-    for logging in ctx.of_type(WAF_LOGGING):
+    for logging in ctx.of_type(
+            "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"):
         for arn in value(logging, "logDestinationConfigs") or []:
             if not isinstance(arn, str) or ":logs:" not in arn:
                 continue
@@ -200,3 +200,62 @@ def security_group_descriptions(ctx: Context) -> Iterator:
         problem = _description_problems(sg_rule.inputs.get("description"))
         if problem:
             yield ctx.error(sg_rule, "description", problem)
+
+
+WAF_METRIC = re.compile(r"[\w#:.\-/]{1,255}")
+WAF_WINDOWS = (60, 120, 300, 600)
+
+
+def _visibility_problem(config: Any) -> str | None:
+    if not isinstance(config, dict):
+        return "is missing"
+    metric = config.get("metricName")
+    if not isinstance(metric, str) or not WAF_METRIC.fullmatch(metric) or \
+            metric in ("All", "Default_Action"):
+        return (f"metricName {metric!r}: AWS WAF takes 1-255 of letters, digits and _ # : . "
+                "- /, not All or Default_Action")
+    return None
+
+
+@rule("aws-wafv2", "AWS WAF web ACLs: a REGIONAL ACL on an ALB of the same region, unique "
+      "rule priorities, metric names WAF accepts, rate limits of 10 to 2,000,000,000 over a "
+      "60, 120, 300 or 600 s window",
+      source="https://docs.aws.amazon.com/waf/latest/APIReference/API_VisibilityConfig.html; "
+      "API_RateBasedStatement.html; API_AssociateWebACL.html (an ALB takes a REGIONAL web "
+      "ACL of its region)", checked=CHECKED)
+def wafv2(ctx: Context) -> Iterator:
+    acls = {value(a, "arn"): a for a in ctx.of_type("aws:wafv2/webAcl:WebAcl")}
+    for acl in acls.values():
+        problem = _visibility_problem(value(acl, "visibilityConfig"))
+        if problem:
+            yield ctx.error(acl, "visibilityConfig", problem)
+        rules = value(acl, "rules") or []
+        priorities = [r.get("priority") for r in rules]
+        if len(set(priorities)) != len(priorities):
+            yield ctx.error(acl, "rules", f"priorities {priorities} repeat; each rule needs "
+                            "its own")
+        for i, r in enumerate(rules):
+            problem = _visibility_problem(r.get("visibilityConfig"))
+            if problem:
+                yield ctx.error(acl, f"rules[{i}].visibilityConfig", problem)
+            rate = (r.get("statement") or {}).get("rateBasedStatement")
+            if rate:
+                if not 10 <= int(rate.get("limit", 0)) <= 2_000_000_000:
+                    yield ctx.error(acl, f"rules[{i}].statement.rateBasedStatement.limit",
+                                    f"is {rate.get('limit')}; AWS WAF takes 10 to "
+                                    "2,000,000,000")
+                if rate.get("evaluationWindowSec", 300) not in WAF_WINDOWS:
+                    yield ctx.error(acl, f"rules[{i}].statement.rateBasedStatement."
+                                    "evaluationWindowSec", f"is "
+                                    f"{rate.get('evaluationWindowSec')}; AWS WAF takes "
+                                    "60, 120, 300 or 600")
+    for assoc in ctx.of_type("aws:wafv2/webAclAssociation:WebAclAssociation"):
+        target, acl = str(value(assoc, "resourceArn")), acls.get(value(assoc, "webAclArn"))
+        if ":elasticloadbalancing:" in target and acl is not None:
+            if value(acl, "scope") != "REGIONAL":
+                yield ctx.error(assoc, "webAclArn", f"names a {value(acl, 'scope')} web ACL; "
+                                "an ALB takes a REGIONAL one")
+            region = target.split(":")[3]
+            if acl.region and region != acl.region:
+                yield ctx.error(assoc, "resourceArn", f"is an ALB of {region}; the web ACL "
+                                f"is in {acl.region}")
