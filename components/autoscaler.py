@@ -83,8 +83,8 @@ def release_for(kubernetes_version: str) -> tuple[str, str]:
     except KeyError:
         raise ValueError(
             f"Cluster Autoscaler is pinned for Kubernetes {', '.join(sorted(RELEASES))}, "
-            f"not {kubernetes_version}: add the chart and image of that minor to RELEASES "
-            "in components/autoscaler.py") from None
+            f"not {kubernetes_version}: pin the chart and image of that minor in "
+            "config/offerings.py (CLUSTER_AUTOSCALER_RELEASES)") from None
 
 
 @dataclass(frozen=True)
