@@ -207,16 +207,31 @@ def test_the_end_of_the_run_has_a_line_per_stack_the_warnings_and_strict_fails_o
     assert strict.exit_code == 1 and "--strict: the run has warnings" in strict.output
 
 
-def test_a_config_error_found_while_the_program_runs_exits_2_like_the_others(tmp_path):
-    # The primary's real region is only known from its outputs (a StackReference).
+def test_a_secondarys_primary_region_is_checked_before_anything_is_planned(tmp_path):
+    # The stack files of the environment say where the primary is: no plan is needed.
     root = copy_project(tmp_path)
     stack_file = root / "Pulumi.prod-us-west-2.yaml"
-    stack_file.write_text(stack_file.read_text().replace("region: us-east-1",
+    stack_file.write_text(stack_file.read_text().replace(f"region: {seed.PRIMARY_REGION}",
                                                          "region: eu-central-1"))
     result = plan("--project", str(root), "--stack", "prod-us-west-2")
     assert result.exit_code == 2, result.output
     assert ("Pulumi.prod-us-west-2.yaml: sofacover:primary.region is eu-central-1 but stack "
-            "prod reports region us-east-1") in " ".join(result.output.split())
+            f"prod's aws:region is {seed.PRIMARY_REGION}") in " ".join(result.output.split())
+    assert "Resources to create" not in result.output
+
+
+def test_a_config_error_found_while_the_program_runs_is_a_config_error(project, prod):
+    # Under `pulumi up` of one stack the primary's real region is known only from its
+    # outputs (a StackReference): the program refuses a primary that reports another one.
+    from config import ConfigError
+    from planner.engine import plan_stack
+
+    primary = prod["prod"]
+    moved = {primary.qualified: {**primary.outputs, "region": "eu-central-1"}}
+    with pytest.raises(ConfigError) as caught:
+        plan_stack(project, f"prod-{seed.READ_REPLICA_REGIONS[0]}", references=moved)
+    assert (f"sofacover:primary.region is {seed.PRIMARY_REGION} but stack prod reports "
+            "region eu-central-1") in " ".join(caught.value.problems)
 
 
 def test_kubernetes_objects_are_summarised_by_what_matters(prod_phase2):
