@@ -422,7 +422,7 @@ def test_alerts_config_reads_camel_case_keys():
     ({"emails": ["not-an-address"]}, "not an email address"),
     ({"httpsEndpoints": ["http://events.example.com"]}, "must be an https:// URL"),
     ({"emailz": []}, "Extra inputs are not permitted"),
-    ({"prometheusNamespace": ""}, "at least 1 character"),
+    ({"prometheusNamespace": ""}, "should match pattern"),  # a Kubernetes name, not empty
 ])
 def test_alerts_config_refuses_bad_values(raw, message):
     with pytest.raises(ValidationError, match=message):
