@@ -593,6 +593,35 @@ def _eks_secrets(res: Res) -> Iterator[str]:
         yield "encryptionConfig does not encrypt secrets with a KMS key"
 
 
+ZONE_SETTING = "cloudflare:index/zoneSetting:ZoneSetting"
+DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+EDGE_TLS = {"ssl": ("strict",), "min_tls_version": ("1.2", "1.3"), "always_use_https": ("on",)}
+"""Zone settings a proxied zone must carry: TLS to the origin with its certificate checked,
+TLS 1.2 or later to visitors, HTTP redirected to HTTPS."""
+
+
+@stack_rule("cloudflare-tls-strict",
+            "A Cloudflare zone in front of the stacks verifies the origin's certificate "
+            "(ssl strict), refuses TLS below 1.2 and redirects HTTP to HTTPS.", "mandatory",
+            "https://developers.cloudflare.com/ssl/origin-configuration/ssl-modes/full-strict/;"
+            " https://developers.cloudflare.com/ssl/edge-certificates/additional-options/"
+            "minimum-tls/; https://developers.cloudflare.com/ssl/edge-certificates/"
+            "additional-options/always-use-https/")
+def _cloudflare_tls(resources: list[Res]) -> Iterator[tuple[str, str]]:
+    proxied = [r for r in resources if r.type == DNS_RECORD and truthy(r.get("proxied"))]
+    if not proxied:
+        return
+    settings = {(r.get("zoneId"), r.get("settingId")): r.get("value")
+                for r in resources if r.type == ZONE_SETTING}
+    for zone in sorted({str(r.get("zoneId")) for r in proxied}):
+        for setting, allowed in EDGE_TLS.items():
+            value = settings.get((zone, setting))
+            if value not in allowed:
+                urn = next(r.urn for r in proxied if str(r.get("zoneId")) == zone)
+                yield urn, f"zone {zone}: {setting} is {value or 'not set'}; set it to " \
+                           f"{' or '.join(allowed)}"
+
+
 # --- stateful data in prod -----------------------------------------------------------------
 
 @rule("prod-backups-retained",

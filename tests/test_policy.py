@@ -168,6 +168,12 @@ CASES: dict[str, tuple[list[R.Res], list[R.Res]]] = {
                             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})})],
         [res(R.BUCKET, BUCKET), res(R.BUCKET_POLICY, {"bucket": "logs-1", "policy": json.dumps(
             {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]})})]),
+    "cloudflare-tls-strict": (
+        [res(R.DNS_RECORD, {"zoneId": "z", "proxied": True}, "www"),
+         *[res(R.ZONE_SETTING, {"zoneId": "z", "settingId": k, "value": v[0]}, k)
+           for k, v in R.EDGE_TLS.items()]],
+        [res(R.DNS_RECORD, {"zoneId": "z", "proxied": True}, "www"),
+         res(R.ZONE_SETTING, {"zoneId": "z", "settingId": "ssl", "value": "flexible"}, "ssl")]),
     "database-not-public": (
         [res(R.RDS_INSTANCE, PG)],
         [res(R.RDS_INSTANCE, with_(PG, ("publiclyAccessible",), True))]),
