@@ -931,9 +931,8 @@ UNCONSTRAINED: dict[str, str] = {
       "(auto_accept; \"Cross-Region Peering (Same Account) AWS Provider v7\")",
       checked=CHECKED)
 def vpc_peering(ctx: Context) -> Iterator:
-    accepters = {value(a, "vpcPeeringConnectionId"): a
-                 for a in ctx.of_type("aws:ec2/vpcPeeringConnectionAccepter:"
-                                      "VpcPeeringConnectionAccepter")}
+    accepter_type = "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter"
+    accepters = {value(a, "vpcPeeringConnectionId"): a for a in ctx.of_type(accepter_type)}
     for pcx in ctx.of_type("aws:ec2/vpcPeeringConnection:VpcPeeringConnection"):
         peer = value(pcx, "peerRegion")
         if not peer or peer == pcx.region:
