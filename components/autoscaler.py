@@ -269,9 +269,14 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         labels = {"app.kubernetes.io/name": SPARE_NAME,
                   "app.kubernetes.io/part-of": "sofacover",
                   "app.kubernetes.io/managed-by": "pulumi"}
+        # The placeholders outnumber the group's desired nodes on purpose: they are Pending
+        # until the autoscaler adds nodes. So they come after the autoscaler, and Pulumi does
+        # not wait for them to be ready (its default await would time out a first `up` while
+        # nodes launch: pulumi-kubernetes "pulumi.com/skipAwait" annotation docs).
         k8s.apps.v1.Deployment(
             f"{name}-spare", metadata={"name": SPARE_NAME, "namespace": NAMESPACE,
-                                       "labels": labels},
+                                       "labels": labels,
+                                       "annotations": {"pulumi.com/skipAwait": "true"}},
             spec={
                 "replicas": args.spare_pods,
                 "selector": {"matchLabels": {"app.kubernetes.io/name": SPARE_NAME}},
@@ -293,4 +298,4 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                             "capabilities": {"drop": ["ALL"]}},
                     }],
                 }},
-            }, opts=child)
+            }, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]))

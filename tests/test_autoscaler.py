@@ -89,6 +89,11 @@ def test_placeholders_run_at_the_overprovisioning_priority_and_hold_what_is_aske
     assert spec["priorityClassName"] == pc.inputs["metadata"]["name"]
     assert spec["terminationGracePeriodSeconds"] == 0
     assert spec["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    # They wait for nodes the autoscaler adds: after its release, and not awaited by Pulumi
+    # (a first `up` would time out while the nodes launch).
+    (release,) = of_type(res, "kubernetes:helm.sh/v3:Release")
+    assert release.urn in dep.options["depends_on"]
+    assert dep.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     # no placeholders asked: no Deployment, no PriorityClass
     none = build(autoscaler(spare_pods=0)).resources
     assert not of_type(none, "kubernetes:apps/v1:Deployment")
