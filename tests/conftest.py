@@ -11,8 +11,9 @@ Getting plans cheaply (the suite's time is mostly plans and component builds):
 - A test that needs the program to really run again (determinism, the engine itself) is
   marked `@pytest.mark.fresh_plans`. A test that takes `monkeypatch` gets fresh plans
   automatically, since what it patches may change the plan.
-- Component builds (`build`) are not cached: build a component once per module in a
-  module fixture when several tests read the same build.
+- `build(fn)` answers a build of the same function over the same values from the
+  process's earlier build (a copy), unless the test takes `monkeypatch` or is marked
+  `fresh_plans`; a closure over an object that prints as an identity is always built.
 - The suite runs in parallel (`-n 2`, pyproject.toml): a real engine takes its own free port
   (tests/engines.py free_port) and its own temporary directory.
 
@@ -23,7 +24,10 @@ file wraps them as fixtures rather than keeping a second copy.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +40,11 @@ from planner.plan_cache import PlanCache
 from planner.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Keep the test modules' bytecode (pytest's assertion rewrite of every test file, about 4 s
+# of CPU per process) in __pycache__ (git-ignored) even where PYTHONDONTWRITEBYTECODE is
+# set: Python and pytest check each file's size and mtime before using it.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,18 +103,47 @@ def dev_phases(project: Project, dev: StackPlan) -> dict[int, StackPlan]:
 Build = Callable[..., Execution]
 
 
+_builds: dict[str, bytes] = {}
+
+
+def _build_key(fn: Callable[[], None], *options: object) -> str | None:
+    """What a build depends on: the function's code and the values it closes over, when
+    every one of them prints as its value. None (never cached) when one prints as an
+    identity (`<function ... at 0x...>`, a provider object) or a cell is empty."""
+    try:
+        cells = [cell.cell_contents for cell in fn.__closure__ or ()]
+    except ValueError:
+        return None
+    code = fn.__code__
+    text = repr((code.co_filename, code.co_firstlineno, fn.__qualname__, cells,
+                 fn.__defaults__, fn.__kwdefaults__, options))
+    return None if " at 0x" in text or " object at " in text else text
+
+
 @pytest.fixture
-def build() -> Build:
+def build(request: pytest.FixtureRequest) -> Build:
     """Run a function that builds components, under the recording mocks.
 
     `build(fn, region="eu-west-1", preview=False)` returns the Execution: every
     registration (type, name, inputs, provider, parent, options) and the outputs.
+    A build of the same function over the same values (`build(compute())` in ten tests) is
+    a copy of the first one of this process, except in tests that take `monkeypatch` or are
+    marked `fresh_plans`: what they patch may change the build.
     """
+    cacheable = not (request.node.get_closest_marker("fresh_plans")
+                     or "monkeypatch" in request.fixturenames)
 
     def run(fn: Callable[[], None], *, region: str = seed.PRIMARY_REGION,
             preview: bool = False, stack: str = "test") -> Execution:
-        return execute(fn, project="sofacover", stack=stack,
+        key = _build_key(fn, region, preview, stack) if cacheable else None
+        if key is not None and key in _builds:
+            return pickle.loads(_builds[key])
+        done = execute(fn, project="sofacover", stack=stack,
                        values={"aws:region": region}, preview=preview)
+        if key is not None:
+            with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+                _builds[key] = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
+        return done
 
     return run
 
