@@ -341,8 +341,12 @@ class Database(pulumi.ComponentResource):
                 tags=tags(f"log-{export}")), child) for export in LOG_EXPORTS]
         instance = aws.rds.Instance(
             f"{name}-db", identifier=identifier, **common, **extra,
+            # A fixed identifier cannot be created before the old one is gone: a replacement
+            # (kms key, db name, engine: planner/data/replace_upstream.yaml) must delete first
+            # or stop at DBInstanceAlreadyExists. In prod `protect` and the diff's exit 3
+            # refuse any replacement before this matters (Pulumi docs, deleteBeforeReplace).
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
-                                        depends_on=log_groups))
+                                        depends_on=log_groups, delete_before_replace=True))
 
         if args.backup_replication_region is not None:
             dest = args.backup_replication_region

@@ -188,7 +188,11 @@ class Eks(pulumi.ComponentResource):
             encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(LOG_TYPES),
             deletion_protection=args.deletion_protection, tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, log_group]))
+            # The fixed name cannot exist twice: a replacement (service CIDR, bootstrap admin:
+            # planner/data/replace_upstream.yaml) deletes first instead of stopping at
+            # ResourceInUseException (Pulumi docs, deleteBeforeReplace).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, log_group],
+                                        delete_before_replace=True))
 
         node_role = aws.iam.Role(f"{name}-node-role",
                                  assume_role_policy=_trust("ec2.amazonaws.com"),

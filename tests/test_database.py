@@ -350,3 +350,11 @@ def test_outputs_are_the_instances_arn_and_endpoint(build):
 def test_builds_in_preview_mode_with_unknown_outputs(build, kw):
     res = build(database(**kw), preview=True).resources
     assert len(of_type(res, INSTANCE)) == 1
+
+
+def test_a_fixed_identifier_is_replaced_by_deleting_first(build):
+    # The identifier is fixed so RDS's log groups can exist before it; a second instance of
+    # that name cannot be created beside the first (DBInstanceAlreadyExists).
+    db = only(build(database(protect=True)).resources, INSTANCE)
+    assert db.inputs["identifier"] == db.name
+    assert db.options["delete_before_replace"] is True and db.options["protect"] is True

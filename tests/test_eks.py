@@ -163,3 +163,11 @@ def test_admin_principals_get_an_entry_and_the_cluster_admin_policy(build):
     # None listed: only the creator (bootstrap) and the nodes have entries.
     assert not of_type(build(eks()).resources,
                        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+
+
+def test_a_fixed_cluster_name_is_replaced_by_deleting_first(build):
+    # The name is fixed for the control-plane log group; EKS refuses a second cluster of
+    # that name (ResourceInUseException), so a replacement must delete first.
+    (cluster,) = of_type(build(eks()).resources, "aws:eks/cluster:Cluster")
+    assert cluster.inputs["name"] == cluster.name
+    assert cluster.options["delete_before_replace"] is True
