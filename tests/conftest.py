@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,11 +39,6 @@ from planner.plan_cache import PlanCache
 from planner.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Keep the test modules' bytecode (pytest's assertion rewrite of every test file, about 4 s
-# of CPU per process) in __pycache__ (git-ignored) even where PYTHONDONTWRITEBYTECODE is
-# set: Python and pytest check each file's size and mtime before using it.
-sys.dont_write_bytecode = False
 
 
 @pytest.fixture(scope="session", autouse=True)
