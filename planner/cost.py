@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,6 +217,8 @@ class LineItem:
     note: str = ""
     verified: bool = True
     """False: the price row is UNVERIFIED (its note says why)."""
+    spare: bool = False
+    """Capacity held for the scale-out KPI (placeholder pods' nodes), not for the load."""
 
     @property
     def monthly_usd(self) -> float:
@@ -243,6 +245,11 @@ class StackCost:
     @property
     def monthly_usd(self) -> float:
         return sum(line.monthly_usd for line in self.lines)
+
+    @property
+    def spare_usd(self) -> float:
+        """What the spare capacity (the placeholder pods' nodes) costs a month."""
+        return sum(line.monthly_usd for line in self.lines if line.spare)
 
     def by_category(self) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
@@ -273,6 +280,11 @@ class EnvironmentCost:
     def unverified_usd(self) -> float:
         """The part of the total priced from UNVERIFIED rows."""
         return sum(li.monthly_usd for s in self.stacks for li in s.lines if not li.verified)
+
+    @property
+    def spare_usd(self) -> float:
+        """What the spare capacity for the 120 s scale-out costs a month, all stacks."""
+        return sum(s.spare_usd for s in self.stacks)
 
     @property
     def cost_per_daily_user(self) -> float:
@@ -316,10 +328,25 @@ class Fleet:
     spot_percent: float = 0.0
     """Of the instances above `on_demand_base`, the share bought as spot (the group's
     mixed-instances policy: 100 - onDemandPercentageAboveBaseCapacity)."""
+    autoscaled: bool = False
+    """An EKS node group Cluster Autoscaler owns (kubernetes.autoscaler.enabled): its size
+    follows the pods and the placeholders, not the plan's desired capacity."""
+    spare_off_peak: int = 0
+    spare_peak: int = 0
+    """Of `off_peak` and `peak`, the nodes that run only for the placeholder pods (spare
+    capacity for the scale-out KPI): the count with them less the count without."""
+    spare_pods: int = 0
+    planned_desired: int = 0
+    """The group's desiredCapacity in the plan (what the cluster starts with)."""
 
     def average(self, a: Assumptions) -> float:
         h = a.peak_hours_per_day
         return (h * self.peak + (24 - h) * self.off_peak) / 24
+
+    def spare_average(self, a: Assumptions) -> float:
+        """Average nodes held for the placeholder pods."""
+        h = a.peak_hours_per_day
+        return (h * self.spare_peak + (24 - h) * self.spare_off_peak) / 24
 
     def always_on_share(self, a: Assumptions) -> float:
         """Share of the on-demand instance-hours that run all month (the off-peak fleet's
@@ -367,11 +394,56 @@ def fleet(plan: StackPlan, peak_load: float) -> Fleet | None:
         itype = next((o.get("instanceType") for o in overrides if o.get("instanceType")),
                      itype)
     hpas = _res(plan, HPA)
-    if hpas and plan.config is not None and plan.config.kubernetes is not None:
+    cfg = plan.config
+    if hpas and cfg is not None and cfg.kubernetes is not None:
+        if cfg.kubernetes.autoscaler.enabled:
+            planned = Fleet(itype, low, low, low, high, volume, warm, base, spot,
+                            planned_desired=int(asg.get("desiredCapacity") or low))
+            return _autoscaled_fleet(plan, peak_load, planned)
         off, peak = _nodes_for(plan, 1.0, low, high), _nodes_for(plan, peak_load, low, high)
     else:
         off, peak = low, _clamp(low * peak_load, low, high)
     return Fleet(itype, off, peak, low, high, volume, warm, base, spot)
+
+
+SETTLE_S = 600
+"""Seconds the capacity model runs a load before its node count is read: the HPA's steps,
+Cluster Autoscaler's scan and a node's launch fit well inside it."""
+
+
+def _settled_nodes(plan: StackPlan, load: float, *, placeholders: bool) -> int:
+    """Nodes of the autoscaled group once `load` x has held for SETTLE_S (the capacity
+    model: first fit on each node's allocatable CPU, the cluster's own pods, Cluster
+    Autoscaler adding nodes for Pending pods and pre-empted placeholders), with or without
+    the placeholder pods."""
+    from planner import capacity
+
+    assert plan.config is not None
+    services, nodes = capacity.kubernetes_inputs(plan.config)
+    if not placeholders:
+        nodes = replace(nodes, spare_pods=0)
+    held = capacity.simulate_kubernetes(
+        services, nodes, load=lambda t: 1.0 if t < 0 else load,
+        timing=capacity.Timing(horizon_s=SETTLE_S))
+    last = held.timeline[-1]
+    return last.nodes_ready + last.nodes_launching
+
+
+def _autoscaled_fleet(plan: StackPlan, peak_load: float, planned: Fleet) -> Fleet:
+    """Cluster Autoscaler keeps the placeholder pods scheduled, so between spikes the group
+    runs capacity.steady_nodes (the pods at their minimum plus the placeholders), not the
+    plan's desired capacity; at the peak, what the pods need plus the placeholders again
+    (pre-empted ones go Pending and get nodes back)."""
+    from planner import capacity
+
+    assert plan.config is not None
+    off = capacity.steady_nodes(plan.config)
+    peak = max(off, _settled_nodes(plan, peak_load, placeholders=True))
+    bare_off = _settled_nodes(plan, 1.0, placeholders=False)
+    bare_peak = max(bare_off, _settled_nodes(plan, peak_load, placeholders=False))
+    return replace(planned, off_peak=off, peak=peak, autoscaled=True,
+                   spare_off_peak=max(0, off - bare_off), spare_peak=max(0, peak - bare_peak),
+                   spare_pods=capacity.spare_pods_for(plan.config))
 
 
 def _nodes_for(plan: StackPlan, load: float, low: int, high: int) -> int:
@@ -396,7 +468,7 @@ class _Pricer:
 
     def add(self, res: PlannedResource | str, category: str, item: str, quantity: float,
             unit: str, *, region: str | None = None, note: str = "",
-            factor: float = 1.0) -> None:
+            factor: float = 1.0, spare: bool = False) -> None:
         where = region or self.plan.region
         try:
             row, fallback = self.prices.row(item, where)
@@ -415,7 +487,7 @@ class _Pricer:
         name = res if isinstance(res, str) else f"{res.type.split(':')[-1]} {res.name}"
         self.cost.lines.append(LineItem(self.plan.stack, where, name, category, item,
                                         quantity, unit, row.usd * factor, note,
-                                        row.verified))
+                                        row.verified, spare))
 
 
 def _region_of_arn(arn: str) -> str | None:
@@ -440,11 +512,26 @@ def stack_cost(plan: StackPlan, usage: Usage, prices: PriceTable, *, serving: in
         asg = _res(plan, ASG)[0]
         avg = fl.average(a)
         spot_avg = fl.spot_average(a)
-        p.add(asg, "compute", f"ec2:{fl.instance_type}", (avg - spot_avg) * hours,
-              "instance-hour",
-              note=f"{fl.off_peak} off-peak, {fl.peak} for {a.peak_hours_per_day:g} h a day "
-              f"(group {fl.min_size}-{fl.max_size})"
+        on_demand = (avg - spot_avg) * hours
+        # The spare nodes' part of the on-demand hours (all of it when no spot is bought).
+        spare = on_demand * fl.spare_average(a) / avg if avg else 0.0
+        sizes = (f"{fl.off_peak} off-peak, {fl.peak} for {a.peak_hours_per_day:g} h a day "
+                 f"(group {fl.min_size}-{fl.max_size})")
+        if fl.autoscaled:
+            sizes = (f"Cluster Autoscaler owns the group: {sizes}, sized as it keeps them "
+                     f"(capacity.steady_nodes: the pods at their minimum and {fl.spare_pods} "
+                     f"placeholder pods), not the planned desired capacity of "
+                     f"{fl.planned_desired}")
+        p.add(asg, "compute", f"ec2:{fl.instance_type}", on_demand - spare, "instance-hour",
+              note=sizes + ("; less the spare capacity on the next line" if spare else "")
               + ("; on-demand share" if spot_avg else ""))
+        if spare:
+            p.add(asg, "compute", f"ec2:{fl.instance_type}", spare, "instance-hour",
+                  spare=True,
+                  note=f"spare capacity for the {seed.SCALE_OUT_KPI_S} s scale-out: "
+                  f"{fl.spare_off_peak} off-peak, {fl.spare_peak} at the peak of the nodes "
+                  f"above run only for the {fl.spare_pods} placeholder pods"
+                  + ("; on-demand share" if spot_avg else ""))
         if spot_avg:
             off = _discount(prices, "discount:ec2-spot")
             p.add(asg, "compute", f"ec2:{fl.instance_type}", spot_avg * hours,

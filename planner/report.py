@@ -50,14 +50,24 @@ class Report:
     timing_note: str = ""
     errors: dict[str, str] = field(default_factory=dict)
     """Serving stacks the simulator could not run, with the reason."""
+    literal: dict[str, Result] = field(default_factory=dict)
+    """Each kubernetes serving stack under the seed's literal HPA (its scale-up window, CPU
+    limit = request): what the configured HPA is set against."""
+
+
+LITERAL = (f"the seed's literal HPA ({seed.HPA_UP_WINDOW_S} s scale-up window, CPU limit = "
+           "request)")
 
 
 def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
           compare_plans: Sequence[StackPlan] | None = None,
           analyse: Callable[[StackPlan], Result] | None = None,
+          analyse_literal: Callable[[StackPlan], Result] | None = None,
           prices: costs.PriceTable | None = None) -> Report:
     """Everything the files say, computed once. `analyse` runs the capacity simulation of
-    one serving stack (default: planner.capacity.analyse_stack on its validated config)."""
+    one serving stack (default: planner.capacity.analyse_stack on its validated config);
+    `analyse_literal` the same kubernetes stack under the seed's literal HPA (default:
+    planner.capacity.analyse_seed_literal)."""
     from planner import capacity
 
     timing = capacity.Timing()
@@ -66,14 +76,23 @@ def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
         assert plan.config is not None
         return capacity.analyse_stack(plan.config, load=load, timing=timing, kpi_s=KPI_S)
 
+    def default_literal(plan: StackPlan) -> Result:
+        assert plan.config is not None
+        return capacity.analyse_seed_literal(plan.config, load=load, timing=timing,
+                                             kpi_s=KPI_S)
+
     run = analyse or default
+    run_literal = analyse_literal or default_literal
     results: dict[str, Result | None] = {}
+    literal: dict[str, Result] = {}
     errors: dict[str, str] = {}
     for plan in plans:
         cfg = plan.config
         if cfg is not None and cfg.hosts_app and cfg.compute is not None:
             try:
                 results[plan.stack] = run(plan)
+                if cfg.compute.platform == "kubernetes":
+                    literal[plan.stack] = run_literal(plan)
             except ValueError as exc:
                 results[plan.stack], errors[plan.stack] = None, str(exc)
         else:
@@ -84,7 +103,7 @@ def build(plans: Sequence[StackPlan], *, scope: str, load: float = 10.0,
                   costs.environment_cost(plans, prices=prices),
                   avail.environment_availability(plans), connection_budget(plans),
                   costs.environment_cost(compare_plans, prices=prices) if compare_plans
-                  else None, note, errors)
+                  else None, note, errors, literal)
 
 
 # === report.json ==============================================================================
@@ -106,7 +125,9 @@ def as_json(rep: Report) -> dict[str, Any]:
             "timeToCapacitySeconds": res.seconds if res is not None else None,
             "meetsScaleOutKpi": res.meets(KPI_S) if res is not None else None,
             "binding": list(res.binding) if res is not None else [],
+            "seedLiteralHpa": _literal_json(rep.literal.get(sc.stack)),
             "monthlyCostUsd": _r(sc.monthly_usd),
+            "spareCapacityUsd": _r(sc.spare_usd),
             "costByCategoryUsd": {k: _r(v) for k, v in sorted(sc.by_category().items())},
             "availability": _r(sa.availability * 100, 4) if sa.serving or sa.data else None,
         }
@@ -122,6 +143,7 @@ def as_json(rep: Report) -> dict[str, Any]:
             "availability": _r(rep.availability.availability * 100, 4),
             "readPathAvailability": _r(rep.availability.read_path * 100, 4),
             "budgetUsd": _r(env.budget_usd),
+            "spareCapacityUsd": _r(env.spare_usd),
             "unverifiedPriceUsd": _r(env.unverified_usd),
             "baselineCostPerDailyUserUsd": _r(costs.baseline_cost_per_user(), 3),
             "targetCostPerDailyUserUsd": _r(costs.target_cost_per_user(), 3),
@@ -151,7 +173,21 @@ def as_json(rep: Report) -> dict[str, Any]:
     return out
 
 
+def _literal_json(res: Result | None) -> dict[str, Any] | None:
+    """The seed's literal HPA on the same stack (null: not a kubernetes serving stack)."""
+    if res is None:
+        return None
+    return {"scaleUpWindowSeconds": seed.HPA_UP_WINDOW_S, "cpuLimitEqualsRequest": True,
+            "timeToCapacitySeconds": res.seconds, "meetsScaleOutKpi": res.meets(KPI_S),
+            "binding": list(res.binding)}
+
+
 # === report.md ================================================================================
+
+def _ttc(res: Result) -> str:
+    took = f"{res.seconds} s" if res.seconds is not None else "not within the horizon"
+    return f"{took}: {'PASS' if res.meets(KPI_S) else 'MISS'}"
+
 
 def _usd(v: float) -> str:
     return f"${v:,.0f}"
@@ -168,8 +204,9 @@ def markdown(rep: Report) -> str:
              "Made by `sofacover report` from the offline plan (the program under mocks): "
              "nothing here was measured on a deployed stack. Prices: "
              f"planner/data/prices.yaml, dated {env.price_date}.", "",
-             "| stack | region | 10x time to capacity | monthly cost | availability |",
-             "|---|---|---|---|---|"]
+             f"| stack | region | {rep.load:g}x time to capacity | seed's literal HPA | "
+             "monthly cost | availability |",
+             "|---|---|---|---|---|---|"]
     for sc in env.stacks:
         res = rep.capacity.get(sc.stack)
         if res is None:
@@ -180,7 +217,9 @@ def markdown(rep: Report) -> str:
             ttc = f"{res.seconds} s: {'PASS' if res.meets(KPI_S) else 'MISS'}"
         sa = by_stack_av[sc.stack]
         a = _pct(sa.availability) if sa.serving or sa.data else "-"
+        lit = rep.literal.get(sc.stack)
         lines.append(f"| {sc.stack} | {sc.region or 'global'} | {ttc} | "
+                     f"{_ttc(lit) if lit is not None else '-'} | "
                      f"{_usd(sc.monthly_usd)} | {a} |")
     budget_ok = env.monthly_usd <= env.budget_usd
     cpu_ok = env.cost_per_daily_user <= costs.target_cost_per_user()
@@ -223,11 +262,20 @@ def _capacity_md(rep: Report) -> list[str]:
             if stack in rep.errors:
                 out.append(f"- {stack}: not simulated: {rep.errors[stack]}")
             continue
-        took = f"{res.seconds} s" if res.seconds is not None else "not within the horizon"
-        out.append(f"- {stack} ({res.platform}): {took}: "
-                   f"{'PASS' if res.meets(KPI_S) else 'MISS'}")
+        out.append(f"- {stack} ({res.platform}): {_ttc(res)}")
         out += [f"  - {'binds' if i == 0 else 'then'}: {b}" for i, b in enumerate(res.binding)]
         out += [f"  - note: {n}" for n in res.notes]
+        lit = rep.literal.get(stack)
+        if lit is not None:
+            out.append(f"  - under {LITERAL}: {_ttc(lit)}"
+                       + ("" if lit.meets(KPI_S) else
+                          "; binds: " + "; then ".join(lit.binding or ["not found"])))
+    if rep.literal:
+        out += ["", f"The seed's literal HPA is set beside each kubernetes stack: the same "
+                f"services and nodes, with the seed's {seed.HPA_UP_WINDOW_S} s scale-up "
+                "stabilisation window, only its +"
+                f"{seed.HPA_UP_PERCENT}% per {seed.HPA_UP_PERIOD_S} s policy, and a CPU "
+                "limit equal to the request (planner/capacity.py analyse_seed_literal)."]
     return out + ["", "![timeline](timeline.png)", ""]
 
 
@@ -243,16 +291,27 @@ def _cost_md(rep: Report) -> list[str]:
             f"**{_usd(sum(seed.BUDGET_BASELINE_USD.values()))}** |", ""]
     by_item: dict[str, float] = {}
     for li in (li for sc in env.stacks for li in sc.lines):
-        by_item[li.item] = by_item.get(li.item, 0.0) + li.monthly_usd
+        by_item[_label(li)] = by_item.get(_label(li), 0.0) + li.monthly_usd
     top = sorted(by_item.items(), key=lambda kv: -kv[1])[:5]
     if top and env.monthly_usd:
         out += ["Where it goes: " + "; ".join(
             f"{item} {_usd(v)} ({v / env.monthly_usd:.0%})" for item, v in top) + ".", ""]
+    if env.spare_usd:
+        held = [f"{sc.stack} {_usd(sc.spare_usd)} ({sc.fleet.spare_off_peak} "
+                f"{sc.fleet.instance_type} off-peak)"
+                for sc in env.stacks if sc.spare_usd and sc.fleet is not None]
+        out += [f"Spare capacity for the {KPI_S} s scale-out: **{_usd(env.spare_usd)}** a "
+                f"month ({env.spare_usd / env.monthly_usd:.0%} of the total): the nodes "
+                "Cluster Autoscaler keeps up only for the placeholder pods, which real pods "
+                "pre-empt in a spike (" + "; ".join(held) + "). EKS node groups the "
+                "autoscaler owns are priced at the nodes it keeps (capacity.steady_nodes), "
+                "not at the plan's desired capacity.", ""]
     if rep.compare is not None:
         c = rep.compare
         out += [f"Phase {c.phase} for comparison: {_usd(c.monthly_usd)} a month "
                 f"(budget {_usd(c.budget_usd)}), ${c.cost_per_daily_user:.2f} per daily user "
-                f"for {c.usage.daily_users:,.0f}; phase {rep.phase} is "
+                f"for {c.usage.daily_users:,.0f}, spare capacity {_usd(c.spare_usd)}; "
+                f"phase {rep.phase} is "
                 f"{_usd(env.monthly_usd - c.monthly_usd)} "
                 f"{'more' if env.monthly_usd >= c.monthly_usd else 'less'}.", ""]
     out += ["Savings, apart from the total:", "", "| lever | a month | in the total | how |",
@@ -281,9 +340,15 @@ def _cost_md(rep: Report) -> list[str]:
     for sc in env.stacks:
         for li in sc.lines:
             note = "; ".join(filter(None, [li.note, "" if li.verified else "UNVERIFIED price"]))
-            out.append(f"| {li.stack} | {li.resource} | {li.item} | {li.quantity:,.2f} | "
+            out.append(f"| {li.stack} | {li.resource} | {_label(li)} | {li.quantity:,.2f} | "
                        f"{li.unit} | {li.unit_usd:g} | {li.monthly_usd:,.2f} | {note} |")
     return out + ["", "</details>", ""]
+
+
+def _label(li: costs.LineItem) -> str:
+    """A line's item as the reader sees it: the spare capacity apart from the nodes the
+    load needs, though both are priced from the same row."""
+    return f"{li.item} (spare capacity)" if li.spare else li.item
 
 
 def _availability_md(rep: Report) -> list[str]:
@@ -452,8 +517,8 @@ def cost_png(rep: Report, path: Path) -> None:
     else:
         items: dict[tuple[str, str], float] = {}
         for li in (li for sc in stacks for li in sc.lines):
-            items[(li.item, li.category)] = items.get((li.item, li.category), 0.0) \
-                + li.monthly_usd
+            key = (_label(li), li.category)
+            items[key] = items.get(key, 0.0) + li.monthly_usd
         top = sorted(items.items(), key=lambda kv: -kv[1])[:10]
         names = [item for (item, _), _ in top]
         lefts = [v for _, v in top]

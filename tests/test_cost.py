@@ -531,3 +531,107 @@ def test_the_refresh_command_refuses_an_unknown_region_with_exit_2():
 
     got = CliRunner().invoke(app, ["prices", "refresh", "--region", "mars-1"])
     assert got.exit_code == 2 and "'mars-1' is not a region" in got.output
+
+
+# --- an EKS node group Cluster Autoscaler owns --------------------------------------------------
+
+def eks_plan(cfg) -> StackPlan:  # noqa: ANN001 - a validated StackConfig
+    """The node group as the program plans it (the group's bounds and type from the config),
+    one HPA, an ALB; the node model reads the config, as on a real plan."""
+    c = cfg.compute
+    sp = plan([res(cost.ASG, "asg", {"minSize": c.min_size, "maxSize": c.max_size,
+                                     "desiredCapacity": c.desired_capacity}),
+               res(cost.LAUNCH_TEMPLATE, "lt", {"instanceType": c.instance_type}),
+               res(cost.HPA, "hpa", {}),
+               res("aws:lb/loadBalancer:LoadBalancer", "alb",
+                   {"loadBalancerType": "application"})], phase=cfg.phase)
+    sp.config = cfg
+    return sp
+
+
+def node_table(instance_type: str, usd: float) -> cost.PriceTable:
+    return cost.parse_prices({"date": "2026-11-27", "hoursPerMonth": HOURS, "prices": [
+        *(r.model_dump() for r in TABLE.prices), row(f"ec2:{instance_type}", usd)]})
+
+
+def without_autoscaler(cfg):  # noqa: ANN001, ANN201 - config models
+    k8s = cfg.kubernetes
+    return cfg.model_copy(update={"kubernetes": k8s.model_copy(update={
+        "autoscaler": k8s.autoscaler.model_copy(update={"enabled": False})})})
+
+
+def pods_at_minimum_m(cfg) -> int:  # noqa: ANN001
+    from planner.capacity import cpu_millis, hpa_from_config
+
+    k8s = cfg.kubernetes
+    return sum(hpa_from_config(k8s.hpa, s).min_replicas * cpu_millis(s.cpu_request)
+               for s in k8s.services)
+
+
+def test_an_autoscaled_node_group_is_priced_at_the_nodes_it_keeps_with_the_spare_apart(project):
+    from planner.capacity import node_group_fit, spare_pods_for, steady_nodes
+
+    cfg = project.stack_config("prod", 2)
+    c = cfg.compute
+    assert cfg.kubernetes.autoscaler.enabled
+    table = node_table(c.instance_type, 0.2)
+    a = cost.Assumptions(peak_hours_per_day=0)  # all day at 1x: the hand count below
+    sc = cost.stack_cost(eks_plan(cfg), cost.usage_for_phase(2), table, serving=1,
+                         edge=False, a=a)
+    # By hand: without placeholders the nodes hold the cluster's own pods and every
+    # service at its minimum (never fewer than the group's minimum); Cluster Autoscaler
+    # keeps steady_nodes up, the placeholders' nodes being the difference.
+    fit = node_group_fit(cfg)
+    bare = max(c.min_size, -(-(fit.system_cpu_m + pods_at_minimum_m(cfg)) // fit.per_node_cpu_m))
+    steady = steady_nodes(cfg)
+    assert steady > c.desired_capacity  # what the plan's desired capacity would have priced
+    load_line, spare_line = lines(sc, f"ec2:{c.instance_type}")
+    assert (load_line.spare, spare_line.spare) == (False, True)
+    assert load_line.quantity == pytest.approx(bare * HOURS)
+    assert spare_line.quantity == pytest.approx((steady - bare) * HOURS)
+    assert load_line.monthly_usd + spare_line.monthly_usd == pytest.approx(steady * HOURS * 0.2)
+    assert sc.spare_usd == pytest.approx((steady - bare) * HOURS * 0.2)
+    assert sc.by_category()["compute"] == pytest.approx(steady * HOURS * 0.2)
+    # the lines say so: who sizes the group, and what the spare capacity is for
+    assert "Cluster Autoscaler" in load_line.note and "steady_nodes" in load_line.note
+    assert f"{steady} off-peak" in load_line.note
+    assert f"{spare_pods_for(cfg)} placeholder pods" in spare_line.note
+    assert f"{seed.SCALE_OUT_KPI_S} s" in spare_line.note
+    env = cost.EnvironmentCost("prod", 2, cost.usage_for_phase(2), a, [sc], [], "d", [])
+    assert env.spare_usd == pytest.approx(sc.spare_usd)
+
+
+def test_at_the_peak_the_placeholders_stay_scheduled_within_the_groups_maximum(project):
+    cfg = project.stack_config("prod", 2)
+    c = cfg.compute
+    a = cost.Assumptions()
+    usage = cost.usage_for_phase(2)
+    sc = cost.stack_cost(eks_plan(cfg), usage, node_table(c.instance_type, 0.2), serving=1,
+                         edge=False, a=a)
+    fl = sc.fleet
+    assert fl is not None and fl.autoscaled
+    # the load at the peak needs more pods than 1x: the group grows, never past maxSize
+    assert usage.peak_concurrent_users / a.min_fleet_users > 1
+    assert fl.off_peak <= fl.peak <= c.max_size
+    assert 0 <= fl.spare_peak <= fl.peak - c.min_size and fl.spare_off_peak > 0
+    h = a.peak_hours_per_day
+    spare_avg = (h * fl.spare_peak + (24 - h) * fl.spare_off_peak) / 24
+    assert sc.spare_usd == pytest.approx(spare_avg * HOURS * 0.2)
+    total = (h * fl.peak + (24 - h) * fl.off_peak) / 24
+    assert sum(li.monthly_usd for li in lines(sc, f"ec2:{c.instance_type}")) == \
+        pytest.approx(total * HOURS * 0.2)
+
+
+def test_a_node_group_without_the_autoscaler_has_no_spare_line(project):
+    from planner.capacity import node_group_fit
+
+    cfg = without_autoscaler(project.stack_config("prod", 2))
+    c = cfg.compute
+    sc = cost.stack_cost(eks_plan(cfg), cost.usage_for_phase(2),
+                         node_table(c.instance_type, 0.2), serving=1, edge=False,
+                         a=cost.Assumptions(peak_hours_per_day=0))
+    fit = node_group_fit(cfg)
+    bare = max(c.min_size, -(-(fit.system_cpu_m + pods_at_minimum_m(cfg)) // fit.per_node_cpu_m))
+    (only,) = lines(sc, f"ec2:{c.instance_type}")
+    assert not only.spare and sc.spare_usd == 0 and "Cluster Autoscaler" not in only.note
+    assert only.quantity == pytest.approx(bare * HOURS)

@@ -276,3 +276,62 @@ def test_the_command_writes_the_report_for_dev(tmp_path):
 def test_report_is_ignored_by_git():
     root = Path(__file__).resolve().parents[1]
     assert "report/" in (root / ".gitignore").read_text().split()
+
+
+# --- the seed's literal HPA beside the configured one ------------------------------------------
+
+def test_the_seeds_literal_hpa_is_reported_beside_the_configured_result(tmp_path):
+    rep = _build([plan([res("aws:autoscaling/group:Group", "asg", {"minSize": 2,
+                                                                   "maxSize": 8})])])
+    rep.literal["prod"] = result("prod", 373)
+    report.write(rep, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| prod |"))
+    assert "95 s: PASS" in row and "373 s: MISS" in row
+    assert (f"under the seed's literal HPA ({seed.HPA_UP_WINDOW_S} s scale-up window, "
+            "CPU limit = request): 373 s: MISS; binds: node launch 90 s") in md
+    lit = json.loads((tmp_path / "report.json").read_text())["stacks"]["prod"]["seedLiteralHpa"]
+    assert lit == {"scaleUpWindowSeconds": seed.HPA_UP_WINDOW_S, "cpuLimitEqualsRequest": True,
+                   "timeToCapacitySeconds": 373, "meetsScaleOutKpi": False,
+                   "binding": ["node launch 90 s"]}
+
+
+def test_a_kubernetes_stack_runs_under_the_seeds_literal_hpa_and_prices_its_spare_nodes(
+        project, tmp_path):
+    # the real dev config at phase 2 (EKS) on a synthetic plan: build() runs the simulator
+    cfg = project.stack_config("dev", 2)
+    assert cfg.compute.platform == "kubernetes"
+    c = cfg.compute
+    sp = plan([res("aws:lb/loadBalancer:LoadBalancer", "alb",
+                   {"loadBalancerType": "application"}),
+               res("aws:autoscaling/group:Group", "asg", {"minSize": c.min_size,
+                                                          "maxSize": c.max_size}),
+               res("aws:ec2/launchTemplate:LaunchTemplate", "lt",
+                   {"instanceType": c.instance_type}),
+               res("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "hpa", {})],
+              stack="dev", phase=2)
+    sp.config = cfg
+    rep = report.build([sp], scope="stack dev")
+    lit = rep.literal["dev"]
+    assert not lit.meets(seed.SCALE_OUT_KPI_S) and rep.capacity["dev"].meets(
+        seed.SCALE_OUT_KPI_S)
+    assert any(f"{seed.HPA_UP_WINDOW_S} s" in b for b in lit.binding)
+    report.write(rep, tmp_path)
+    doc = json.loads((tmp_path / "report.json").read_text())["stacks"]["dev"]
+    assert doc["seedLiteralHpa"]["meetsScaleOutKpi"] is False
+    assert doc["seedLiteralHpa"]["binding"] == lit.binding
+    # the autoscaled node group's spare capacity: its own figure, in both files
+    spare = rep.cost.spare_usd
+    assert spare > 0 and doc["spareCapacityUsd"] == pytest.approx(spare, abs=0.01)
+    md = (tmp_path / "report.md").read_text()
+    assert f"Spare capacity for the {seed.SCALE_OUT_KPI_S} s scale-out: **${spare:,.0f}**" in md
+    assert f"ec2:{c.instance_type} (spare capacity)" in md
+
+
+def test_an_ec2_stack_has_no_literal_hpa(synthetic, tmp_path):
+    report.write(synthetic, tmp_path)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["stacks"]["prod"]["seedLiteralHpa"] is None
+    row = next(line for line in (tmp_path / "report.md").read_text().splitlines()
+               if line.startswith("| prod |"))
+    assert row.split("|")[4].strip() == "-"
