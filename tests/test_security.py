@@ -376,3 +376,15 @@ def test_the_preflight_holds_aws_waf_to_what_the_api_accepts(build):
         f"rules[{len(rules) - 1}].statement.rateBasedStatement.limit",
         f"rules[{len(rules) - 1}].statement.rateBasedStatement.evaluationWindowSec",
         "webAclArn"])
+
+
+@pytest.mark.parametrize("size, tier, fails", [
+    (4096, "Standard", False), (4097, "Standard", True), (8192, "Advanced", False),
+    (8193, "Advanced", True)])
+def test_the_preflight_holds_ssm_values_to_their_tier(dev, size, tier, fails):
+    params = of_type(dev.resources, "aws:ssm/parameter:Parameter")
+    assert params and preflight_of(params, "aws-ssm-parameter-size") == []
+    ca = next(p for p in params if p.inputs["name"].endswith("/rds-ca.pem"))
+    resized = _modified(ca, insecureValue="x" * size, tier=tier)
+    findings = preflight_of([resized], "aws-ssm-parameter-size")
+    assert [f.property for f in findings] == (["insecureValue"] if fails else [])

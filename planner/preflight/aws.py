@@ -915,7 +915,6 @@ UNCONSTRAINED: dict[str, str] = {
     "BucketServerSideEncryptionConfiguration": "AES256, the one ALB log delivery accepts",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "one expiry rule",
     "aws:s3/bucketPolicy:BucketPolicy": "a policy far under S3's 20 KB",
-    "aws:ssm/parameter:Parameter": "standard tier, values far under 4 KB",
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": "namespace and service account "
     "are checked by the Kubernetes contract",
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "AWS's managed policy ARN",

@@ -259,3 +259,26 @@ def wafv2(ctx: Context) -> Iterator:
             if acl.region and region != acl.region:
                 yield ctx.error(assoc, "resourceArn", f"is an ALB of {region}; the web ACL "
                                 f"is in {acl.region}")
+
+
+SSM_VALUE_LIMITS = {"Standard": 4096, "Advanced": 8192}
+
+
+@rule("aws-ssm-parameter-size", "An SSM parameter's value fits its tier: 4 KB Standard, 8 KB "
+      "Advanced (the PgBouncer sidecar's config, userlist and RDS roots travel this way)",
+      source="https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+      "parameter-store-advanced-parameters.html (value size per tier)", checked=CHECKED)
+def ssm_parameter_size(ctx: Context) -> Iterator:
+    from planner.mocks import SECRET_MASK
+
+    for param in ctx.of_type("aws:ssm/parameter:Parameter"):
+        tier = value(param, "tier") or "Standard"
+        limit = SSM_VALUE_LIMITS.get(tier)
+        for prop in ("insecureValue", "value"):
+            text = param.inputs.get(prop)
+            if limit is None or not isinstance(text, str) or text in (SECRET_MASK,
+                                                                       "[unknown]"):
+                continue
+            if len(text.encode()) > limit:
+                yield ctx.error(param, prop, f"is {len(text.encode())} bytes; the {tier} "
+                                f"tier holds {limit}")
