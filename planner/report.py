@@ -439,6 +439,12 @@ def timeline_png(rep: Report, path: Path) -> None:
         top.set_title(f"{stack} ({res.platform}): {took} {verdict}", fontsize=10,
                       color="#2CA02C" if res.meets(KPI_S) else "#D62728")
         top.set_ylabel(unit)
+        lit = rep.literal.get(stack)
+        if lit is not None:
+            # low in the panel, where the replicas have not climbed yet and no legend sits
+            top.text(0.25, 0.03, f"seed's literal HPA: {_ttc(lit)}", transform=top.transAxes,
+                     va="bottom", fontsize=8,
+                     color="#2CA02C" if lit.meets(KPI_S) else "#D62728")
         bottom.step(t, [r.nodes_ready for r in rows], where="post", label="nodes ready",
                     color="#8C564B", linewidth=2)
         bottom.step(t, [r.nodes_ready + r.nodes_launching for r in rows], where="post",
@@ -472,6 +478,27 @@ CATEGORY_COLORS = {"compute": "#4C72B0", "database": "#DD8452", "storage": "#55A
                    "security": "#DA8BC3", "edge": "#8C8C8C"}
 
 
+SPARE = "spare capacity"
+"""The cost picture's segment for the placeholder pods' nodes, cut out of compute."""
+
+
+def _split_spare(cats: dict[str, float], spare: float) -> dict[str, float]:
+    """Categories with the spare capacity apart from compute, right after it."""
+    out: dict[str, float] = {}
+    for c in costs.CATEGORIES:
+        out[c] = cats.get(c, 0.0) - (spare if c == "compute" else 0.0)
+        if c == "compute":
+            out[SPARE] = spare
+    return out
+
+
+def _bar_style(cat: str) -> dict[str, Any]:
+    if cat == SPARE:
+        return {"color": CATEGORY_COLORS["compute"], "hatch": "//", "edgecolor": "white",
+                "alpha": 0.6}
+    return {"color": CATEGORY_COLORS[cat]}
+
+
 def cost_png(rep: Report, path: Path) -> None:
     plt = _pyplot()
     phases = sorted([rep.cost] + ([rep.compare] if rep.compare else []),
@@ -479,14 +506,14 @@ def cost_png(rep: Report, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2),
                                       gridspec_kw={"width_ratios": [1, 1.6]})
     labels = ["seed today"] + [f"phase {e.phase}" for e in phases]
-    columns = [dict(seed.BUDGET_BASELINE_USD)] + [e.by_category() for e in phases]
+    columns = [dict(seed.BUDGET_BASELINE_USD)] + [_split_spare(e.by_category(), e.spare_usd)
+                                                  for e in phases]
     bottoms = [0.0] * len(columns)
-    for cat in costs.CATEGORIES:
+    for cat in _split_spare({}, 0.0):
         vals = [col.get(cat, 0.0) for col in columns]
         if not any(vals):
             continue
-        left.bar(labels, vals, bottom=bottoms, color=CATEGORY_COLORS[cat], label=cat,
-                 width=0.6)
+        left.bar(labels, vals, bottom=bottoms, label=cat, width=0.6, **_bar_style(cat))
         bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
     whole = rep.scope.startswith("environment")  # the budget is the environment's
     budgets = [sum(seed.BUDGET_BASELINE_USD.values())] + [e.budget_usd for e in phases]
@@ -500,7 +527,8 @@ def cost_png(rep: Report, path: Path) -> None:
     left.set_ylabel("USD a month")
     left.set_title("Monthly cost by category (dashed: the seed's budget)" if whole
                    else "Monthly cost by category (this stack alone)")
-    left.legend(fontsize=8, loc="upper left")
+    # the legend on the side of the lower bars, clear of the totals written above them
+    left.legend(fontsize=8, loc="upper left" if bottoms[-1] >= bottoms[0] else "upper right")
     left.grid(axis="y", alpha=0.3)
     # Right: the report's phase by stack and category, or, for one stack, its ten largest
     # items (horizontal bars, so the names read).
@@ -508,10 +536,10 @@ def cost_png(rep: Report, path: Path) -> None:
     if len(stacks) > 1:
         names = [s.stack for s in stacks]
         lefts = [0.0] * len(stacks)
-        for cat in costs.CATEGORIES:
-            vals = [s.by_category().get(cat, 0.0) for s in stacks]
+        for cat in _split_spare({}, 0.0):
+            vals = [_split_spare(s.by_category(), s.spare_usd)[cat] for s in stacks]
             if any(vals):
-                right.barh(names, vals, left=lefts, color=CATEGORY_COLORS[cat], label=cat)
+                right.barh(names, vals, left=lefts, label=cat, **_bar_style(cat))
                 lefts = [a + v for a, v in zip(lefts, vals, strict=True)]
         what = "by stack"
     else:
@@ -522,7 +550,9 @@ def cost_png(rep: Report, path: Path) -> None:
         top = sorted(items.items(), key=lambda kv: -kv[1])[:10]
         names = [item for (item, _), _ in top]
         lefts = [v for _, v in top]
-        right.barh(names, lefts, color=[CATEGORY_COLORS[cat] for (_, cat), _ in top])
+        right.barh(names, lefts, color=[CATEGORY_COLORS[cat] for (_, cat), _ in top],
+                   hatch=["//" if name.endswith(f"({SPARE})") else "" for name in names],
+                   edgecolor="white")
         what = "largest items"
     for y, total in enumerate(lefts):
         right.text(total, y, f"  ${total:,.0f}", va="center", fontsize=8)
@@ -538,8 +568,9 @@ def cost_png(rep: Report, path: Path) -> None:
     plt.close(fig)
 
 
-def _components(plan: StackPlan) -> list[str]:
-    """What a stack runs, in words, from its planned resources."""
+def _components(plan: StackPlan, fleet: costs.Fleet | None = None) -> list[str]:
+    """What a stack runs, in words, from its planned resources (and the nodes Cluster
+    Autoscaler keeps, from the cost model's fleet)."""
     types = {r.type for r in plan.resources if not r.read}
     out = []
     if "aws:ec2/vpc:Vpc" in types:
@@ -553,7 +584,9 @@ def _components(plan: StackPlan) -> list[str]:
                       {})
             kind = "EKS nodes" if "aws:eks/cluster:Cluster" in types else "EC2"
             out.append(f"{kind} {lt.get('instanceType', '')} x{r.inputs.get('minSize')}-"
-                       f"{r.inputs.get('maxSize')}")
+                       f"{r.inputs.get('maxSize')}"
+                       + (f", {fleet.off_peak} kept up ({fleet.spare_off_peak} spare)"
+                          if fleet is not None and fleet.autoscaled else ""))
     if "aws:eks/cluster:Cluster" in types:
         hpas = [r for r in plan.resources if r.type == costs.HPA]
         out.append(f"EKS, {len(hpas)} services (HPA)")
@@ -595,12 +628,13 @@ def environment_png(rep: Report, path: Path) -> None:
     ax.set_ylim(0, 7.2)
     ax.axis("off")
     serving = {s for s, r in rep.capacity.items() if r is not None}
+    fleets = {sc.stack: sc.fleet for sc in rep.cost.stacks}
     boxes: dict[str, tuple[float, float, float, float]] = {}
     primary_db: tuple[float, float] | None = None
     replica_dbs: list[tuple[float, float]] = []
     for i, plan in enumerate(regional):
         x = 0.5 + i * (width + 0.5)
-        comps = _components(plan)
+        comps = _components(plan, fleets.get(plan.stack))
         height = 0.7 + 0.42 * max(1, len(comps))
         y = BOX_TOP - height
         is_serving = plan.stack in serving
