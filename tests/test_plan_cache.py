@@ -126,3 +126,40 @@ def test_a_test_marked_fresh_plans_runs_the_program():
 
 def test_a_test_that_monkeypatches_runs_the_program(monkeypatch):
     assert engine._plan_cache is None
+
+
+# --- the build cache (tests/conftest.py) ----------------------------------------------------
+
+SETTING = {"value": 1}
+
+
+def exporter(label: str):
+    def fn() -> None:
+        pulumi.export("label", label)
+        pulumi.export("value", SETTING["value"])
+    return fn
+
+
+def test_a_repeated_build_is_a_copy(build):
+    first = build(exporter("a"))
+    first.outputs.clear()  # callers may change what they get
+    again = build(exporter("a"))
+    assert again.outputs == {"label": "a", "value": 1}
+    assert build(exporter("b")).outputs["label"] == "b"  # other values, another build
+
+
+def test_a_build_in_a_monkeypatching_test_runs_again(build, monkeypatch):
+    # exporter("a") was built (and kept) by the test above; the patch must show.
+    monkeypatch.setitem(SETTING, "value", 2)
+    assert build(exporter("a")).outputs["value"] == 2
+
+
+def test_a_closure_over_an_identity_is_never_kept():
+    from tests.conftest import _build_key
+
+    def over(obj):
+        return lambda: obj
+
+    assert _build_key(over({"a": 1}), "us-east-1") is not None
+    assert _build_key(over(object()), "us-east-1") is None
+    assert _build_key(over(lambda: None), "us-east-1") is None
