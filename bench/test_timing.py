@@ -4,7 +4,8 @@ figure and the load says how much the wall time was stretched.
 
     python bench/test_timing.py [--runs 3] [-- extra pytest arguments]
 
-Prints one line per run and writes nothing. Figures: docs/benchmarks.md ("Test time").
+Prints one line per run (and the failed tests, as pytest's summary names them); writes
+nothing. Figures: docs/benchmarks.md ("Test time").
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main() -> int:
                        lines[-1] if lines else done.stderr.strip()[-200:])
         print(f"{n:>3}  {wall:7.1f}  {cpu:7.1f}  {before:8.2f}/{os.getloadavg()[0]:<8.2f}  "
               f"{summary.strip('= ')}", flush=True)
+        for line in lines:  # which tests failed, as pytest's -ra summary names them
+            if line.startswith(("FAILED ", "ERROR ")):
+                print(f"     {line}", flush=True)
         worst = max(worst, done.returncode)
     return worst
 
