@@ -137,10 +137,10 @@ def regional(cfg: StackConfig) -> None:
                                                    network.data_route_table_id).apply(
             _peer_tables))
     app = web_tier(cfg, network, opts) if cfg.hosts_app else None
-    db = cache = None
+    db = cache = failback = None
     if cfg.role in ("all-in-one", "primary"):
         assert app is not None
-        db, cache = data_tier(cfg, network, app, opts)
+        db, cache, failback = data_tier(cfg, network, app, opts)
     if cfg.role == "secondary":
         assert primary is not None
         peering(cfg, network, primary, opts)
@@ -150,7 +150,7 @@ def regional(cfg: StackConfig) -> None:
     if cfg.role == "secondary" and cfg.hosts_app:
         assert app is not None and primary is not None
         cache = secondary_data_tier(cfg, network, app, db, primary, opts)
-    monitoring(cfg, app, db, cache, opts)
+    monitoring(cfg, app, db, cache, opts, failback=failback)
 
 
 def _peer_tables(tables: list) -> list[str]:
@@ -292,7 +292,7 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
               opts: pulumi.ResourceOptions) -> tuple[Any, Any]:
     """The primary's RDS PostgreSQL, Redis, PgBouncer and (on Kubernetes) the partition job."""
     from components.cache import Cache, CacheArgs
-    from components.database import Database, DatabaseArgs
+    from components.database import DatabaseArgs
     from components.pgbouncer import PgBouncer, PgBouncerArgs
 
     assert cfg.database and cfg.cache and cfg.pgbouncer and cfg.compute
@@ -317,7 +317,7 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
                                     opts=opts)
         db_args = dataclasses.replace(db_args, extra_security_group_ids=[peers.id])
         export(dbPeerSecurityGroupId=peers.id)
-    db = Database(f"{name}-database", db_args, opts)
+    db, failback = primary_databases(cfg, db_args, opts)
     cache = Cache(f"{name}-cache", CacheArgs.from_config(
         cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
         auth_token=secrets.require_secret("redisAuthToken"), protect=prod,
@@ -353,7 +353,51 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
            dbMasterUserSecretArn=db.master_user_secret_arn,
            cacheEndpoint=cache.endpoint_address,
            cacheReaderEndpoint=cache.reader_endpoint_address, pgbouncerHost=pgbouncer.host)
-    return db, cache
+    return db, cache, failback
+
+
+def database_name(stack: str, generation: int) -> str:
+    """The Database component of a stack's generation (config: database.generation); its
+    children and the instance identifier are named after it, so each generation is a new
+    instance beside the others."""
+    base = f"sofacover-{stack}-database"
+    return base if generation == 1 else f"{base}-g{generation}"
+
+
+def primary_databases(cfg: StackConfig, db_args: Any,
+                      opts: pulumi.ResourceOptions) -> tuple[Any, Any]:
+    """The primary stack's databases: the current generation and each retained one.
+    Returns (the database that takes writes and the stack's outputs, the failback replica
+    or None). Failback (docs/runbook-dr.md): the current generation is a cross-region read
+    replica of the promoted secondary's database (database.replicateFrom) while an earlier
+    generation keeps the outputs, then `promote` makes it the primary."""
+    from components.database import Database
+
+    assert cfg.database is not None
+    db_cfg = cfg.database
+    gen = db_cfg.generation
+
+    def mode(g: int) -> dict[str, Any]:
+        # Generation 1 was built as the primary; every later one as a replica since promoted
+        # (RDS takes engine, user and database from the source: naming them would replace).
+        if g == 1:
+            return {}
+        return dict(promote=True, replicate_source_db=None)
+
+    retained = {g: Database(database_name(cfg.stack, g),
+                            dataclasses.replace(db_args, **mode(g)), opts)
+                for g in db_cfg.retain}
+    if db_cfg.replicate_from is None:
+        current = Database(database_name(cfg.stack, gen),
+                           dataclasses.replace(db_args, **mode(gen)), opts)
+        return current, None
+    source = pulumi.StackReference(f"{db_cfg.replicate_from}-ref",
+                                   stack_name=qualified(db_cfg.replicate_from))
+    replica_of = Database(database_name(cfg.stack, gen), dataclasses.replace(
+        db_args, replicate_source_db=source.require_output("dbArn"),
+        backup_replication_region=None), opts)
+    export(failbackDbIdentifier=replica_of.identifier, failbackDbAddress=replica_of.address)
+    return retained[max(retained)], replica_of
 
 
 def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
@@ -362,11 +406,19 @@ def replica(cfg: StackConfig, network, primary: pulumi.StackReference,
     from components.database import Database, DatabaseArgs
 
     assert cfg.database is not None and cfg.network is not None
-    db = Database(f"sofacover-{cfg.stack}-database", DatabaseArgs.from_config(
-        cfg.database, vpc_id=network.vpc_id, subnet_group_name=network.db_subnet_group_name,
-        protect=True, promote=cfg.promote,
-        replicate_source_db=None if cfg.promote else primary.require_output("dbArn"),
-        allowed_cidrs=[cfg.network.cidr], tags=cfg.tags), opts)
+
+    def database(generation: int, promoted: bool) -> Any:
+        return Database(database_name(cfg.stack, generation), DatabaseArgs.from_config(
+            cfg.database, vpc_id=network.vpc_id,
+            subnet_group_name=network.db_subnet_group_name, protect=True, promote=promoted,
+            replicate_source_db=None if promoted else primary.require_output("dbArn"),
+            allowed_cidrs=[cfg.network.cidr], tags=cfg.tags), opts)
+
+    # Failback rebuilds the replica as a new generation from the primary again; a promoted
+    # generation it retains (database.retain) stays as it was until removed on purpose.
+    for generation in cfg.database.retain:
+        database(generation, promoted=True)
+    db = database(cfg.database.generation, cfg.promote)
     export(dbArn=db.arn, dbIdentifier=db.identifier, dbAddress=db.address,
            dbMasterUserSecretArn=db.master_user_secret_arn)
     return db
@@ -434,9 +486,10 @@ def endpoints(cfg: StackConfig, app: AppTier, pgbouncer: Any, cache: Any, *,
 
 
 def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
-               opts: pulumi.ResourceOptions) -> None:
+               opts: pulumi.ResourceOptions, failback: Any = None) -> None:
     """Alarms, the alert topic and the dashboard for whatever this stack runs; on
-    Kubernetes also the PrometheusRule. Thresholds: config/thresholds.py."""
+    Kubernetes also the PrometheusRule. Thresholds: config/thresholds.py. `failback`: the
+    primary's failback replica, watched as a replica (ReplicaLag) until it is promoted."""
     from components.monitoring import Monitoring, MonitoringArgs, arn_resource_id
 
     resources: dict[str, Any] = {}
@@ -462,6 +515,8 @@ def monitoring(cfg: StackConfig, app: AppTier | None, db: Any, cache: Any,
         key = "db_replica_ids" if cfg.role == "secondary" and not cfg.promote \
             else "db_instance_id"
         resources[key] = (db.identifier,) if key == "db_replica_ids" else db.identifier
+        if failback is not None:
+            resources["db_replica_ids"] = (failback.identifier,)
         resources["db_allocated_storage_gb"] = cfg.database.allocated_storage_gb
     if cache is not None and cfg.cache is not None:
         resources.update(redis_replication_group_id=cache.arn.apply(arn_resource_id),

@@ -17,6 +17,10 @@ Promotion for disaster recovery is a config change (`promote=True`) on the secon
 the same resources, `replicate_source_db` dropped, backups and the managed password turned
 on. Nothing is replaced, because every child keeps its name across modes. The procedure is
 in docs/runbook-dr.md.
+
+Failback never turns a standalone instance back into a replica (RDS cannot give it a new
+source). The stack builds a new Database under a new name (a new generation, __main__.py)
+as a replica of the promoted one, beside the old one, and promotes it in turn.
 """
 
 from __future__ import annotations
@@ -170,9 +174,11 @@ def check_args(args: DatabaseArgs) -> None:
     if args.promote and args.replicate_source_db is not None:
         raise ValueError("promote is set but replicate_source_db is too; a promoted instance "
                          "has no source: pass replicate_source_db=None")
-    if args.mode != "primary" and args.backup_replication_region is not None:
+    # A promoted instance keeps its own automated backups, so it may replicate them too
+    # (the primary stack's database after failback, docs/runbook-dr.md); a replica has none.
+    if args.mode == "replica" and args.backup_replication_region is not None:
         raise ValueError(f"backup_replication_region is {args.backup_replication_region} "
-                         f"but this is a {args.mode}; only the primary replicates its backups")
+                         "but this is a replica; only the primary replicates its backups")
     if "0.0.0.0/0" in args.allowed_cidrs:
         raise ValueError("allowed_cidrs contains 0.0.0.0/0; the database is never open to "
                          "the internet")

@@ -499,6 +499,18 @@ class DatabaseConfig(Model):
                                           le=262_143)]
     backup_replication_region: Region | None = None
     """Automated backups are also replicated to this region (not the primary's own)."""
+    generation: PositiveInt = 1
+    """Which database this stack builds: 1 is `sofacover-<stack>-database`, N > 1
+    `sofacover-<stack>-database-gN`. A failback (docs/runbook-dr.md) never rebuilds a
+    database in place: it raises the generation, so the new one is created beside the old."""
+    retain: list[PositiveInt] = []
+    """Earlier generations kept as they are (protected) beside the current one: the old
+    primary until its final snapshot, a promoted replica until failback is done. Removing a
+    generation from the list deletes that database: the runbook's explicit step."""
+    replicate_from: str | None = None
+    """Primary only, failback: the promoted secondary stack whose database this stack's
+    current generation replicates (a cross-region read replica of that stack's `dbArn`),
+    until `sofacover:promote` makes it the primary again."""
 
     @field_validator("instance_class")
     @classmethod
@@ -537,6 +549,10 @@ class DatabaseConfig(Model):
         problem = gp3_iops_problem(self.storage_type, self.allocated_storage_gb, self.iops)
         if problem:
             raise rule("iops", problem)
+        kept = [g for g in self.retain if g >= self.generation]
+        if kept or len(set(self.retain)) != len(self.retain):
+            raise rule("retain", f"is {self.retain} but generation is {self.generation}; "
+                       "list each earlier generation (1 to generation - 1) at most once")
         return self
 
 
@@ -852,9 +868,15 @@ def _check_topology(cfg: StackConfig) -> None:
     elif cfg.primary is not None:
         raise rule("primary", f"is set but role is {cfg.role!r}; only a secondary stack has a "
                    "primary")
-    if cfg.promote and not (cfg.role == "secondary" and cfg.hosts_replica):
+    if cfg.role == "primary" and cfg.database is not None:
+        _check_failback(cfg)
+    elif cfg.promote and not (cfg.role == "secondary" and cfg.hosts_replica):
         raise rule("promote", "is true but this stack holds no read replica to promote; only "
-                   "a secondary listed in regions.readReplicas can be promoted")
+                   "a secondary listed in regions.readReplicas, or a primary's failback "
+                   "replica (database.replicateFrom), can be promoted")
+    elif cfg.database is not None and cfg.database.replicate_from is not None:
+        raise rule("database.replicateFrom", f"is set but role is {cfg.role!r}; only the "
+                   "primary stack replicates from a promoted secondary (failback)")
     if cfg.role == "edge" and cfg.edge is None:
         raise rule("edge", "is required for an edge stack: {zoneName, accountId, origins}")
     if cfg.edge is not None:
@@ -956,6 +978,35 @@ def _check_node_group(cfg: StackConfig) -> None:
     problem = node_group_fit(cfg).problem()
     if problem:
         raise rule("compute.maxSize", problem)
+
+
+def _check_failback(cfg: StackConfig) -> None:
+    """The primary's failback (docs/runbook-dr.md): its generation N > 1 is created as a
+    read replica of a promoted secondary's database (database.replicateFrom), beside the
+    generation that keeps the stack's outputs meanwhile (database.retain), and is then
+    promoted (promote). Generation 1 is the primary as first built."""
+    assert cfg.database is not None
+    db = cfg.database
+    source = db.replicate_from
+    if source is not None and source == cfg.stack:
+        raise rule("database.replicateFrom", f"is {source}, this stack itself; name the "
+                   "promoted secondary stack whose database takes writes now")
+    if cfg.promote and source is not None:
+        raise rule("database.replicateFrom", f"is {source} but promote is true; a promoted "
+                   "database has no source: remove replicateFrom in the same change")
+    if (source is not None or cfg.promote) and db.generation == 1:
+        key = "database.replicateFrom" if source is not None else "promote"
+        raise rule(key, "is set but database.generation is 1, the primary as first built; "
+                   "failback builds a new database: raise database.generation")
+    if db.generation > 1 and source is None and not cfg.promote:
+        raise rule("database.generation", f"is {db.generation} but neither "
+                   "database.replicateFrom nor promote is set; a primary's later generation "
+                   "is only made from a promoted secondary's database (failback): set "
+                   "replicateFrom first, promote once it has caught up")
+    if source is not None and not db.retain:
+        raise rule("database.retain", "is empty but database.replicateFrom is set; until "
+                   "the replica is promoted the stack's outputs and PgBouncer keep the "
+                   "earlier generation: list it (e.g. [1])")
 
 
 def _check_drain(cfg: StackConfig) -> None:

@@ -19,7 +19,7 @@ from planner import diff as plan_diff
 from planner import policy as plan_policy
 from planner import preflight, tfplan
 from planner.engine import StackPlan, plan_stack
-from planner.project import Project, ProjectError, references
+from planner.project import Project, ProjectError, back_references, references
 from planner.render import print_findings, print_plans, program_warnings, write_json
 from policy.exceptions import PolicyExceptionError
 
@@ -27,6 +27,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SofaCover infrastructure tools.")
 DEFAULT_STACK = "prod"
 PIPE_WIDTH = 100_000  # wide enough that rich never wraps a line of the plan
+# What a failback source's outputs look like to the stand-in plan (plan_stacks).
+FAILBACK_STAND_IN = {"dbArn": "[unknown]"}
+
+
+def qualified_name(project: Project, stack: str) -> str:
+    """The name a StackReference to `stack` resolves (StackPlan.qualified)."""
+    return StackPlan(stack=stack, project=project.name, environment="", role="", phase=0,
+                     region=None).qualified
 
 
 def _default_project() -> Path:
@@ -59,9 +67,21 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
             pending += [ref for ref, _ in references(by_name[name])]
     done: dict[str, dict] = {}
     plans = []
+    back = back_references(rollout)
     for cfg in rollout:
         if cfg.stack not in needed:
             continue
+        for target in back.get(cfg.stack, []):
+            # Failback: the primary reads its promoted secondary, deployed after it (the
+            # rollout's one exception), which itself reads the primary's network. That
+            # secondary is planned first against a plan of this stack whose reference to it
+            # is a stand-in; the stand-in plan is dropped, and the secondary is planned
+            # again in its place in the rollout.
+            stand_in = plan_stack(project, cfg.stack, phase=phase, cfg=cfg, references={
+                **done, qualified_name(project, target): FAILBACK_STAND_IN})
+            ahead = plan_stack(project, target, phase=phase, cfg=by_name[target],
+                               references={**done, stand_in.qualified: stand_in.outputs})
+            done[ahead.qualified] = ahead.outputs
         plan = plan_stack(project, cfg.stack, phase=phase, references=done, cfg=cfg)
         done[plan.qualified] = plan.outputs
         if cfg.stack in wanted:

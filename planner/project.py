@@ -135,9 +135,9 @@ class Project:
                     problems.append(f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is "
                                     f"not a {environment} stack; stacks: {', '.join(order)}")
                 elif order.index(ref) >= order.index(cfg.stack):
-                    problems.append(f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is "
-                                    f"deployed after {cfg.stack}; a stack may only read "
-                                    "stacks deployed before it")
+                    problem = _back_reference(cfg, ref, key, configs)
+                    if problem:
+                        problems.append(problem)
         problems += _across_stacks(configs)
         if problems:
             raise ConfigError(problems)
@@ -275,11 +275,38 @@ def _write_budgets(configs: list[StackConfig]) -> list[str]:
     return problems
 
 
+def _back_reference(cfg: StackConfig, ref: str, key: str,
+                    configs: list[StackConfig]) -> str | None:
+    """Why `cfg` may not read `ref`, deployed after it; None for the one exception: during
+    failback the primary reads its promoted secondary (sofacover:database.replicateFrom),
+    which is deployed already, so its outputs exist (docs/runbook-dr.md, F1)."""
+    target = next(c for c in configs if c.stack == ref)
+    if key == "sofacover:database.replicateFrom":
+        if target.role == "secondary" and target.promote and target.primary is not None \
+                and target.primary.stack == cfg.stack:
+            return None
+        return (f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is deployed after "
+                f"{cfg.stack}; the primary may read it only during failback, while it is a "
+                f"secondary of {cfg.stack} with sofacover:promote true (docs/runbook-dr.md)")
+    return (f"{stack_file(cfg.stack)}: {key} names {ref!r}, which is deployed after "
+            f"{cfg.stack}; a stack may only read stacks deployed before it")
+
+
+def back_references(configs: list[StackConfig]) -> dict[str, list[str]]:
+    """stack -> the stacks deployed after it that it reads (only the failback source)."""
+    order = [c.stack for c in configs]
+    return {c.stack: back for c in configs if (back := [
+        ref for ref, _ in references(c)
+        if ref in order and order.index(ref) > order.index(c.stack)])}
+
+
 def references(cfg: StackConfig) -> list[tuple[str, str]]:
     """(stack, config key) for every stack this stack reads through a StackReference."""
     out = []
     if cfg.primary is not None:
         out.append((cfg.primary.stack, "sofacover:primary.stack"))
+    if cfg.database is not None and cfg.database.replicate_from is not None:
+        out.append((cfg.database.replicate_from, "sofacover:database.replicateFrom"))
     if cfg.edge is not None:
         out += [(s, "sofacover:edge.origins") for s in cfg.edge.origins.values()]
     return out
