@@ -263,12 +263,17 @@ class Database(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke).region
 
         # One key per instance, in the instance's region: a cross-region encrypted replica
-        # cannot use the primary's key, and the key outlives a failed region.
+        # cannot use the primary's key, and the key outlives a failed region. A protected
+        # database's keys are also retained on delete: when failback retires a generation
+        # (docs/runbook-dr.md F7), its final snapshot and replicated backups stay encrypted
+        # under them and readable; the operator schedules the keys' deletion once those
+        # expire (KMS makes encrypted data unreadable when its key is deleted).
         key = aws.kms.Key(
             f"{name}-kms", description=f"{name}: RDS storage, Performance Insights, secret",
             enable_key_rotation=True, deletion_window_in_days=30, tags=tags("kms"),
             policy=key_policy(self, via_services=("rds", "secretsmanager"), logs=True),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        retain_on_delete=args.protect))
         aws.kms.Alias(f"{name}-kms-alias", name=f"alias/{name}-rds", target_key_id=key.key_id,
                       opts=child)
 
@@ -362,7 +367,8 @@ class Database(pulumi.ComponentResource):
                 description=f"{name}: replicated automated backups in {dest}",
                 policy=key_policy(self, via_services=("rds",), region=dest),
                 tags=tags("backup-kms"),
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                            retain_on_delete=args.protect))
             # `region=` (pulumi-aws 7) rather than a second provider: the stack's provider,
             # credentials and default tags stay the only ones, and the plan shows the region.
             aws.rds.InstanceAutomatedBackupsReplication(

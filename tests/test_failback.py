@@ -266,7 +266,11 @@ def test_f5_replaces_an_orphaned_replica_deleting_only_it(steps, tmp_path, stack
     gone = plan_diff.destroying([d])
     old = database_urns(before, f"sofacover-{stack}-database")
     assert {r.urn for r in d.resources if r.op == "delete"} == old
-    assert {r.op for r in gone} == {"delete"} and {r.type for r in gone} == {RDS, KEY, LOG}
+    assert {r.op for r in gone} == {"delete"} and {r.type for r in gone} == {RDS, LOG}
+    # its KMS key leaves the stack but stays in KMS (retain_on_delete): nothing it
+    # encrypted becomes unreadable
+    (key,) = [r for r in d.resources if r.type == KEY and r.op == "delete"]
+    assert key.destroys is None
     assert [r for r in gone if r.type == RDS and r.protected]
     assert not [r.line() for r in d.resources if r.op == "replace" and r.type != CONFIG_MAP]
     assert db_of(after, f"sofacover-{stack}-database-g2").inputs["replicateSourceDb"] == \
@@ -295,7 +299,14 @@ def test_f7_deletes_a_retained_generation_only_when_it_leaves_retain(steps, tmp_
     assert {r.urn for r in d.resources if r.op == "delete"} == old
     assert {r.op for r in d.resources} == {"delete"}
     gone = plan_diff.destroying([d])
+    assert {r.type for r in gone} == {RDS, LOG}
     (db,) = [r for r in gone if r.type == RDS]
+    # its keys leave the stack but stay in KMS (retain_on_delete): the final snapshot and
+    # the replicated backups, encrypted under them, stay readable
+    keys = [r for r in d.resources if r.type == KEY]
+    assert keys and all(k.destroys is None for k in keys)
+    assert all(r.options["retain_on_delete"] for r in of_type(before.resources, KEY)
+               if r.urn in old)
     # a final snapshot first (the runbook takes it by hand too), and protect must be lifted
     assert db.protected
     assert db_of(before, prefix).inputs["finalSnapshotIdentifier"] == f"{prefix}-final"
