@@ -877,6 +877,11 @@ def _check_topology(cfg: StackConfig) -> None:
     elif cfg.database is not None and cfg.database.replicate_from is not None:
         raise rule("database.replicateFrom", f"is set but role is {cfg.role!r}; only the "
                    "primary stack replicates from a promoted secondary (failback)")
+    elif cfg.role == "all-in-one" and cfg.database is not None and \
+            cfg.database.generation > 1:
+        raise rule("database.generation", f"is {cfg.database.generation} but role is "
+                   "'all-in-one'; later generations come from a failback between regions "
+                   "(prod's primary and secondaries)")
     if cfg.role == "edge" and cfg.edge is None:
         raise rule("edge", "is required for an edge stack: {zoneName, accountId, origins}")
     if cfg.edge is not None:

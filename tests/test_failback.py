@@ -350,6 +350,14 @@ def test_only_the_primary_replicates_from_another_stack(tmp_path):
         project.stack_config("prod-eu-west-1", 3)
 
 
+def test_dev_has_no_later_generation(tmp_path):
+    project = Project(copy_project(tmp_path))
+    assert project.stack_config("dev").database.generation == 1
+    set_config(project.root, "dev", database={"generation": 2, "retain": [1]})
+    with pytest.raises(ConfigError, match="database.generation.*'all-in-one'"):
+        project.stack_config("dev")
+
+
 def test_the_primary_reads_a_later_stack_only_while_it_is_promoted(tmp_path):
     project = Project(copy_project(tmp_path))
     set_config(project.root, "prod", database=FAILBACK)
