@@ -69,10 +69,6 @@ STEPS = [
 ]
 
 
-def names_of(resource_diffs) -> list[str]:
-    return sorted(r.line() for r in resource_diffs)
-
-
 def database_urns(plan, component: str) -> set[str]:
     """URNs of a Database component and its children (named after it)."""
     return {r.urn for r in plan.resources if "sofacover:database:Database" in r.urn
@@ -121,7 +117,7 @@ def steps(tmp_path_factory, prod_phase3):
     out["F3"] = {**out["F1"], "prod": home}
     others = [p0[s] for s in p0 if s not in ("prod", PROMOTED, "prod-edge")]
     # F4: the edge serves from home, drains us-west-2 (its writes still go to itself)
-    drain_west = [r for r in seed.SECONDARY_REGIONS]
+    drain_west = list(seed.SECONDARY_REGIONS)
     set_config(root, "prod-edge", edge={**edge, "drain": drain_west})
     out["F4"] = {**out["F3"], "prod-edge": plan("prod-edge", home, promoted, *others)}
     # F5: us-west-2 rebuilt as a replica of the new primary; the promoted one retained
