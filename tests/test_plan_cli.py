@@ -147,7 +147,8 @@ def test_piped_output_is_literal_unwrapped_and_unpadded(prod_json):
     assert ":123456789012:secret:rds!db-" in arn
     assert not [ln for ln in lines if ln != ln.rstrip()], "a line ends in padding"
     (db,) = [ln for ln in lines if "aws:rds/instance:Instance  sofacover-prod-database-db" in ln]
-    assert "engineVersion=16" in db and db.rstrip().endswith("[protect]")
+    # the options close the line, on the same line as the inputs
+    assert "engineVersion=16" in db and db.rstrip().endswith("[protect]  [delete_before_replace]")
 
 
 @pytest.mark.parametrize("content, message", [
