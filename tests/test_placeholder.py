@@ -5,6 +5,7 @@ answers the health path with 200 on the service's port."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -112,12 +113,19 @@ def test_ec2_boot_starts_the_app_without_waiting_for_the_databases_config(tmp_pa
     script = render_app_user_data(PLACEHOLDER_IMAGE, 8080, "us-east-1",
                                   "/sofacover/prod/pgbouncer", "/healthz")
     root = tmp_path / "root"
-    script = script.replace("/etc/", f"{root}/etc/").replace("/usr/local/sbin/",
-                                                             f"{root}/usr/local/sbin/")
+    # Absolute paths only (not the agent's own .../amazon-cloudwatch-agent/etc/).
+    script = re.sub(r"(?<![\w-])/(etc|opt|usr/local/sbin)/", lambda m: f"{root}/{m[1]}/",
+                    script)
+    agent = root / "opt/aws/amazon-cloudwatch-agent"
     for folder in ("etc/systemd/system", "usr/local/sbin", "etc/sofacover"):
         (root / folder).mkdir(parents=True)
+    (agent / "etc").mkdir(parents=True)
+    (agent / "bin").mkdir(parents=True)
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
+    ctl = agent / "bin/amazon-cloudwatch-agent-ctl"
+    ctl.write_text(f'#!/bin/sh\necho "agent-ctl $*" >> {log}\n')
+    ctl.chmod(0o755)
     for tool, status in (("dnf", 0), ("systemctl", 0), ("docker", 0), ("curl", 0), ("aws", 1)):
         stub = bin_dir / tool
         stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexit {status}\n')
@@ -128,6 +136,9 @@ def test_ec2_boot_starts_the_app_without_waiting_for_the_databases_config(tmp_pa
     calls = log.read_text().splitlines()
     assert not any(c.startswith("aws ") for c in calls), "the boot waited for SSM"
     assert any(c.startswith("docker run -d --name app ") for c in calls)
+    # The CloudWatch agent (the 10 s spike alarm's metric) is configured and started.
+    assert any(c.startswith("agent-ctl -a fetch-config -m ec2 -s -c file:") for c in calls)
+    assert '"AutoScalingGroupName"' in (agent / "etc/amazon-cloudwatch-agent.json").read_text()
     assert "systemctl start --no-block sofacover-pgbouncer.service" in calls
     sidecar = root / "usr/local/sbin/sofacover-pgbouncer"
     subprocess.run(["bash", "-n", str(sidecar)], check=True)
