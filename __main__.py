@@ -288,10 +288,28 @@ def workloads(cfg: StackConfig, name: str, k8s_opts: pulumi.ResourceOptions
     return apps.namespaces
 
 
+def app_cache(cfg: StackConfig, name: str, network, app: AppTier, secrets: pulumi.Config, *,
+              protect: bool, opts: pulumi.ResourceOptions) -> Any:
+    """The region's Redis, reachable from the app tier only (primary and serving secondary)."""
+    from components.cache import Cache, CacheArgs
+
+    return Cache(name, CacheArgs.from_config(
+        cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
+        auth_token=secrets.require_secret("redisAuthToken"), protect=protect,
+        availability_zones=network.availability_zones,
+        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
+
+
+def pgbouncer_passwords(secrets: pulumi.Config) -> dict[str, pulumi.Output[str]]:
+    """PgBouncer's users and their secrets (its userlist holds their SCRAM verifiers)."""
+    return {"sofacover_app": secrets.require_secret("dbAppPassword"),
+            "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
+            "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
+
+
 def data_tier(cfg: StackConfig, network, app: AppTier,
               opts: pulumi.ResourceOptions) -> tuple[Any, Any]:
     """The primary's RDS PostgreSQL, Redis, PgBouncer and (on Kubernetes) the partition job."""
-    from components.cache import Cache, CacheArgs
     from components.database import DatabaseArgs
     from components.pgbouncer import PgBouncer, PgBouncerArgs
 
@@ -318,14 +336,8 @@ def data_tier(cfg: StackConfig, network, app: AppTier,
         db_args = dataclasses.replace(db_args, extra_security_group_ids=[peers.id])
         export(dbPeerSecurityGroupId=peers.id)
     db, failback = primary_databases(cfg, db_args, opts)
-    cache = Cache(f"{name}-cache", CacheArgs.from_config(
-        cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
-        auth_token=secrets.require_secret("redisAuthToken"), protect=prod,
-        availability_zones=network.availability_zones,
-        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
-    passwords = {"sofacover_app": secrets.require_secret("dbAppPassword"),
-                 "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
-                 "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
+    cache = app_cache(cfg, f"{name}-cache", network, app, secrets, protect=prod, opts=opts)
+    passwords = pgbouncer_passwords(secrets)
     on_k8s = app.eks is not None
     # On Kubernetes, the namespace's Output: PgBouncer's and the job's objects wait for it.
     data_namespace = app.namespaces[PGBOUNCER_NAMESPACE] if app.namespaces else \
@@ -430,7 +442,6 @@ def secondary_data_tier(cfg: StackConfig, network, app: AppTier, db: Any,
     (`sofacover`) to the primary across the peering, or to this region's database once it
     is promoted; reads (`sofacover_ro`) to this region's replica. Sessions stay in this
     region's Redis: the edge keeps a user in one region (components/edge.py)."""
-    from components.cache import Cache, CacheArgs
     from components.compute import aws_name_stem
     from components.pgbouncer import PgBouncer, PgBouncerArgs
 
@@ -439,14 +450,9 @@ def secondary_data_tier(cfg: StackConfig, network, app: AppTier, db: Any,
     secrets = pulumi.Config()
     # The replication group's id is autonamed from the component's name and capped at 40
     # characters (sofacover-prod-ap-southeast-1-cache-redis-xxxxxxx is 49): the short stem.
-    cache = Cache(f"{aws_name_stem(name)}-cache", CacheArgs.from_config(
-        cfg.cache, vpc_id=network.vpc_id, subnet_group_name=network.cache_subnet_group_name,
-        auth_token=secrets.require_secret("redisAuthToken"), protect=True,
-        availability_zones=network.availability_zones,
-        allowed_security_group_ids=app.client_security_group_ids, tags=cfg.tags), opts)
-    passwords = {"sofacover_app": secrets.require_secret("dbAppPassword"),
-                 "pgbouncer_admin": secrets.require_secret("pgbouncerAdminPassword"),
-                 "pgbouncer_stats": secrets.require_secret("pgbouncerStatsPassword")}
+    cache = app_cache(cfg, f"{aws_name_stem(name)}-cache", network, app, secrets,
+                      protect=True, opts=opts)
+    passwords = pgbouncer_passwords(secrets)
     writer = db.address if cfg.promote else primary.require_output("dbAddress")
     on_k8s = app.eks is not None
     pgbouncer = PgBouncer(name, PgBouncerArgs.from_config(
