@@ -12,8 +12,8 @@ file of an isolated copy of the project, runs its test selection there, and is
 The copy is `git archive HEAD` (default) or the working tree (`--source worktree`, to try
 tests not yet committed) under --workdir; the project's own venv runs the tests with the copy
 as cwd and first on PYTHONPATH, so the copy's modules win over the editable install of
-/work/main (the canary mutants prove it: they must be killed, else the run stops). Nothing
-under the project directory is written.
+the project's checkout (the canary mutants prove it: they must be killed, else the run
+stops). Nothing under the project directory is written.
 
     python bench/mutants.py                 # every mutant (about 25 minutes on 2 cores)
     python bench/mutants.py --only ID ...   # some
@@ -125,7 +125,7 @@ def env_for(tree: Path) -> dict[str, str]:
 
 
 def check_isolation(tree: Path, python: str) -> None:
-    """The copy's packages are the ones imported there, not /work/main's editable install."""
+    """The copy's packages are the ones imported there, not the checkout's editable install."""
     code = ("import components, config, planner; "
             "print('\\n'.join(m.__file__ for m in (components, config, planner)))")
     out = subprocess.run([python, "-c", code], cwd=tree, env=env_for(tree), check=True,
