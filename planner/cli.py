@@ -314,6 +314,7 @@ def report(
     out.print(f"{load:g}x load step; KPI: capacity within {kpi} s (config/seed.py). "
               f"Assumed: {timing.assumptions()}", markup=False)
     results: dict[str, capacity.Result] = {}
+    literals: dict[str, capacity.Result] = {}  # the report's files reuse both
     for cfg in serving:
         result = capacity.analyse_stack(cfg, load=load, timing=timing, kpi_s=kpi)
         results[cfg.stack] = result
@@ -328,6 +329,7 @@ def report(
             out.print(f"  note: {note}", markup=False)
         if result.platform == "kubernetes":  # what the project's HPA choices buy
             literal = capacity.analyse_seed_literal(cfg, load=load, timing=timing, kpi_s=kpi)
+            literals[cfg.stack] = literal
             out.print("  the seed's literal HPA (60 s up window, CPU limit = request): "
                       + (f"{literal.seconds} s" if literal.seconds is not None
                          else f"not within {timing.horizon_s} s")
@@ -360,7 +362,8 @@ def report(
     scope = f"stack {stack}" if stack is not None else f"environment {scope_env}"
     try:
         rep = report_files.build(plans, scope=scope, load=load, compare_plans=compare,
-                                 analyse=lambda plan: results[plan.stack])
+                                 analyse=lambda plan: results[plan.stack],
+                                 analyse_literal=lambda plan: literals[plan.stack])
     except PriceError as exc:  # the price table itself is unreadable
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
