@@ -75,7 +75,6 @@ class Reading:
     peak: float | None
     growth_per_day: float | None
     runway_days: float | None
-    status: Status
 
     @property
     def headroom_percent(self) -> float | None:
@@ -84,6 +83,23 @@ class Reading:
             return None
         left = (self.peak - s.limit) if s.falling else (s.limit - self.peak)
         return 100.0 * left / s.limit
+
+    @property
+    def status(self) -> Status:
+        """act: past the limit or within a month of it; watch: little headroom or within a
+        quarter (config/thresholds.py); no data: nothing read yet."""
+        if self.peak is None:
+            return "no data"
+        headroom, runway = self.headroom_percent, self.runway_days
+        if self.signal.limit is None:
+            return "ok"
+        if (headroom is not None and headroom <= 0) or \
+                (runway is not None and runway < thresholds.RUNWAY_ACT_DAYS):
+            return "act"
+        if (headroom is not None and headroom < thresholds.HEADROOM_WATCH_PERCENT) or \
+                (runway is not None and runway < thresholds.RUNWAY_WATCH_DAYS):
+            return "watch"
+        return "ok"
 
 
 # --- discovery -----------------------------------------------------------------------------
@@ -259,14 +275,13 @@ def theil_sen(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
 def judge(signal: Signal, points: Sequence[tuple[datetime, float]], *,
           now: datetime) -> Reading:
     if not points:
-        return Reading(signal, 0, None, None, None, "no data")
+        return Reading(signal, 0, None, None, None)
+    pick = min if signal.falling else max
     by_day: dict[int, float] = {}
     for t, v in points:
         day = (now - t).days
-        pick = min if signal.falling else max
         by_day[day] = pick(by_day.get(day, v), v)
     recent = [v for t, v in points if now - t <= timedelta(days=PEAK_WINDOW_DAYS)]
-    pick = min if signal.falling else max
     peak = pick(recent or [v for _, v in points])
     growth = runway = None
     if len(by_day) >= MIN_DAYS_FOR_TREND:
@@ -280,17 +295,7 @@ def judge(signal: Signal, points: Sequence[tuple[datetime, float]], *,
         if limit is not None and towards > 0:
             gap = (level - limit) if signal.falling else (limit - level)
             runway = max(gap, 0.0) / towards
-    status: Status = "ok"
-    reading = Reading(signal, len(by_day), peak, growth, runway, status)
-    headroom = reading.headroom_percent
-    if signal.limit is not None:
-        if (headroom is not None and headroom <= 0) or \
-                (runway is not None and runway < thresholds.RUNWAY_ACT_DAYS):
-            status = "act"
-        elif (headroom is not None and headroom < thresholds.HEADROOM_WATCH_PERCENT) or \
-                (runway is not None and runway < thresholds.RUNWAY_WATCH_DAYS):
-            status = "watch"
-    return Reading(signal, len(by_day), peak, growth, runway, status)
+    return Reading(signal, len(by_day), peak, growth, runway)
 
 
 def analyse(cfg: StackConfig, session: Any, *, days: int, project: str,
