@@ -18,7 +18,7 @@ from config import ConfigError
 from planner import diff as plan_diff
 from planner import policy as plan_policy
 from planner import preflight, tfplan
-from planner.engine import StackPlan, plan_stack
+from planner.engine import StackPlan, plan_stack, qualified_stack
 from planner.project import Project, ProjectError, back_references, references
 from planner.render import print_findings, print_plans, program_warnings, write_json
 from policy.exceptions import PolicyExceptionError
@@ -29,12 +29,6 @@ DEFAULT_STACK = "prod"
 PIPE_WIDTH = 100_000  # wide enough that rich never wraps a line of the plan
 # What a failback source's outputs look like to the stand-in plan (plan_stacks).
 FAILBACK_STAND_IN = {"dbArn": "[unknown]"}
-
-
-def qualified_name(project: Project, stack: str) -> str:
-    """The name a StackReference to `stack` resolves (StackPlan.qualified)."""
-    return StackPlan(stack=stack, project=project.name, environment="", role="", phase=0,
-                     region=None).qualified
 
 
 def _default_project() -> Path:
@@ -78,7 +72,7 @@ def plan_stacks(project: Project, *, stack: str | None = None, env: str | None =
             # is a stand-in; the stand-in plan is dropped, and the secondary is planned
             # again in its place in the rollout.
             stand_in = plan_stack(project, cfg.stack, phase=phase, cfg=cfg, references={
-                **done, qualified_name(project, target): FAILBACK_STAND_IN})
+                **done, qualified_stack(project.name, target): FAILBACK_STAND_IN})
             ahead = plan_stack(project, target, phase=phase, cfg=by_name[target],
                                references={**done, stand_in.qualified: stand_in.outputs})
             done[ahead.qualified] = ahead.outputs

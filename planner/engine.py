@@ -39,6 +39,13 @@ from planner.plan_cache import PlanCache
 from planner.project import Project, StackValues
 
 ORGANIZATION = "organization"  # what the Pulumi CLI uses with a self-managed backend
+
+
+def qualified_stack(project: str, stack: str) -> str:
+    """The name a StackReference to `stack` resolves: `organization/project/stack`."""
+    return f"{ORGANIZATION}/{project}/{stack}"
+
+
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -161,7 +168,7 @@ class StackPlan:
 
     @property
     def qualified(self) -> str:
-        return f"{ORGANIZATION}/{self.project}/{self.stack}"
+        return qualified_stack(self.project, self.stack)
 
     def as_json(self) -> dict[str, Any]:
         return {
