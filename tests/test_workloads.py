@@ -3,26 +3,19 @@
 The Kubernetes objects checked here are the recorded inputs of the kubernetes:* resources:
 exactly what the provider would send to the API server, so there is no second description
 of them to drift. They are validated offline against the Kubernetes OpenAPI schemas in
-strict mode (kubernetes-validate) and scanned with checkov's Kubernetes checks.
+strict mode (kubernetes-validate); tests/test_checkov.py scans them with checkov's
+Kubernetes checks.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-import json
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-import yaml
 
 from components.network import plan_subnets
 from components.workloads import (
@@ -46,8 +39,8 @@ from planner.capacity import (
     service_from_manifests,
     simulate_kubernetes,
 )
-from planner.engine import Execution, PlannedResource, execute
-from tests.conftest import ROOT, of_type
+from planner.engine import Execution, PlannedResource
+from tests.conftest import of_type
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -62,10 +55,6 @@ STACKS = ["dev", "prod"]
 # the pinned kubernetes-validate bundles (checked below rather than assumed).
 K8S_VERSION = KubernetesConfig.model_fields["version"].default
 KUBERNETES_VALIDATE_PIN = "kubernetes-validate==1.37.0"
-CHECKOV_REQUIREMENTS = ROOT / "tests" / "requirements-checkov.txt"
-CHECKOV_SKIPS = ROOT / "tests" / "checkov-skips.yaml"
-CHECKOV_INSTALL = ("python3 -m venv .venv-checkov && "
-                   ".venv-checkov/bin/pip install -r tests/requirements-checkov.txt")
 
 
 # --- building ----------------------------------------------------------------------------
@@ -564,146 +553,3 @@ def test_strict_schemas_catch_an_hpa_without_its_ceiling(build, configs):
                                 HPA)[0].inputs)
     del hpa["spec"]["maxReplicas"]
     assert "maxReplicas" in "".join(schema_errors(hpa))
-
-
-# --- checkov ----------------------------------------------------------------------------------
-
-@functools.cache
-def checkov() -> str:
-    """The pinned checkov: in .venv-checkov, else on PATH; never skipped when absent."""
-    (pin,) = [line.strip() for line in CHECKOV_REQUIREMENTS.read_text().splitlines()
-              if line.strip().startswith("checkov==")]
-    local = ROOT / ".venv-checkov" / "bin" / "checkov"
-    binary = str(local) if local.exists() else shutil.which("checkov")
-    if binary is None:
-        pytest.fail(f"checkov is not installed; from {ROOT} run: {CHECKOV_INSTALL}")
-    found = subprocess.run([binary, "--version"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    if f"checkov=={found}" != pin:
-        pytest.fail(f"{binary} is checkov {found}, not {pin}; run: {CHECKOV_INSTALL}")
-    return binary
-
-
-def checkov_scan(objs: dict[str, dict[str, Any]], folder: Path) -> dict[str, Any]:
-    """Run checkov's Kubernetes checks over one YAML file per object; results by file."""
-    folder.mkdir()
-    for stem, obj in objs.items():
-        (folder / f"{stem}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
-    env = {**os.environ, "LOG_LEVEL": "ERROR"}
-    done = subprocess.run([checkov(), "-d", str(folder), "--framework", "kubernetes",
-                           "-o", "json", "--skip-download"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode in (0, 1), done.stderr[-2000:]
-    reports = json.loads(done.stdout)
-    (report,) = reports if isinstance(reports, list) else [reports]
-    assert report["summary"]["parsing_errors"] == 0
-    results: dict[str, dict[str, set[str]]] = {
-        stem: {"failed": set(), "passed": set()} for stem in objs}
-    for outcome in ("failed", "passed"):
-        for check in report["results"][f"{outcome}_checks"]:
-            results[Path(check["file_path"]).stem][outcome].add(check["check_id"])
-    return results
-
-
-def checkov_skips() -> dict[str, dict[str, str]]:
-    return yaml.safe_load(CHECKOV_SKIPS.read_text())
-
-
-def stem(obj: dict[str, Any]) -> str:
-    return f"{obj['kind'].lower()}-{obj['metadata']['name']}"
-
-
-@pytest.fixture(scope="module")
-def scanned(configs, tmp_path_factory) -> dict[str, dict[str, dict[str, set[str]]]]:
-    """checkov over the rendered objects of each stack (one scan per stack, shared)."""
-    out = {}
-    for stack in STACKS:
-        # The `build` fixture's own call, here once per module: a scan takes seconds.
-        args = args_for(configs[stack], pgbouncer_namespace="data")
-        run = execute(workloads(args), project="sofacover", stack="test",
-                      values={"aws:region": seed.PRIMARY_REGION})
-        objs = {stem(o): o for o in manifests(run)}
-        out[stack] = checkov_scan(objs, tmp_path_factory.mktemp(stack) / "manifests")
-    return out
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_checkov_finds_nothing_beyond_the_listed_skips(scanned, stack):
-    skips = checkov_skips()
-    unexpected = {f: sorted(r["failed"] - set(skips)) for f, r in scanned[stack].items()}
-    assert {f: ids for f, ids in unexpected.items() if ids} == {}
-    assert any(r["passed"] for r in scanned[stack].values())
-
-
-def test_every_checkov_skip_has_a_reason_and_still_fires(scanned):
-    skips = checkov_skips()
-    fired = {i for results in scanned.values() for r in results.values() for i in r["failed"]}
-    for check_id, entry in skips.items():
-        assert re.fullmatch(r"CKV2?_K8S_\d+", check_id), check_id
-        assert len(entry["reason"].split()) >= 10, f"{check_id}: give a real reason"
-        assert check_id in fired, f"{check_id} no longer fails: remove it from {CHECKOV_SKIPS}"
-
-
-# What checkov must catch when the restricted context is broken, and must pass when it holds.
-SECURITY_CHECKS = {
-    "CKV_K8S_20": "allowPrivilegeEscalation",
-    "CKV_K8S_22": "readOnlyRootFilesystem",
-    "CKV_K8S_28": "NET_RAW dropped",
-    "CKV_K8S_37": "capabilities dropped",
-    "CKV_K8S_31": "seccomp RuntimeDefault",
-    "CKV_K8S_40": "high UID",
-    "CKV_K8S_38": "no service account token",
-}
-PROBE_CHECKS = {"CKV_K8S_8": "liveness probe", "CKV_K8S_9": "readiness probe"}
-RESOURCE_CHECKS = {"CKV_K8S_10": "CPU request", "CKV_K8S_12": "memory request",
-                   "CKV_K8S_13": "memory limit"}
-
-
-def _strip_security(obj: dict[str, Any]) -> None:
-    pod = obj["spec"]["template"]["spec"]
-    pod.pop("securityContext")
-    pod.pop("automountServiceAccountToken")
-    pod["containers"][0].pop("securityContext")
-
-
-def _strip_probes(obj: dict[str, Any]) -> None:
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        obj["spec"]["template"]["spec"]["containers"][0].pop(probe)
-
-
-def _strip_resources(obj: dict[str, Any]) -> None:
-    obj["spec"]["template"]["spec"]["containers"][0].pop("resources")
-
-
-def _leave_alone(obj: dict[str, Any]) -> None:
-    """The broken scan holds no NetworkPolicy at all, so this Deployment's pods have none."""
-
-
-BROKEN = {
-    "no-security-context": (_strip_security, SECURITY_CHECKS),
-    "no-network-policy": (_leave_alone, {"CKV2_K8S_6": "a NetworkPolicy selects the pods"}),
-    "no-probes": (_strip_probes, PROBE_CHECKS),
-    "no-resources": (_strip_resources, RESOURCE_CHECKS),
-}
-
-
-def test_checkov_passes_the_rendered_deployments_on_every_rule_broken_below(scanned):
-    expected = {i for _, checks in BROKEN.values() for i in checks}
-    for stack, results in scanned.items():
-        for file, r in results.items():
-            if file.startswith("deployment-"):
-                assert expected <= r["passed"], (stack, file, sorted(expected - r["passed"]))
-
-
-def test_checkov_catches_deployments_with_a_rule_broken(build, configs, tmp_path):
-    rendered = deployment_manifest(build, configs)
-    objs = {}
-    for variant, (patch, _) in BROKEN.items():
-        obj = copy.deepcopy(rendered)
-        obj["metadata"]["name"] = variant
-        patch(obj)
-        objs[variant] = obj
-    results = checkov_scan(objs, tmp_path / "broken")
-    for variant, (_, checks) in BROKEN.items():
-        missed = set(checks) - results[variant]["failed"]
-        assert not missed, f"{variant}: checkov missed {[checks[i] for i in sorted(missed)]}"
