@@ -471,8 +471,7 @@ def plan_stack(project: Project, stack: str, *, phase: int | None = None,
 
     if _plan_cache is None:
         return run()
-    key = _plan_cache.key(project, stack, phase, sv.values, sv.secret_keys, references,
-                          preview)
+    key = _plan_cache.key(project, stack, sv.values, sv.secret_keys, references, preview)
     return _plan_cache.get_or_plan(key, run)
 
 

@@ -1,12 +1,18 @@
 """Plans kept by everything that goes into them, for a process that plans the same stack many
 times: the test session (tests/conftest.py turns it on), never `sofacover plan`.
 
-A stack's plan is a function of the program and its inputs: the project (root, name and the
-`__main__.py` it runs), the stack, the phase, the flat config values with their secret keys,
-the outputs of the stacks it references, and preview mode. The plan is deterministic for the
-same inputs (tests/test_plan_cli.py::test_two_plans_of_the_same_inputs_are_byte_identical,
-which runs with the cache off), so a second plan of the same inputs can be the first one,
-copied. Plans are kept pickled: every caller gets its own objects and may change them.
+A stack's plan is a function of the program and its inputs: the project (its name and the
+`__main__.py` it runs), the stack, the flat config values with their secret keys (a phase
+given on the command line is already in them: `sofacover:phase`), the outputs of the
+stacks it references, and preview mode. Where the project's files sit is not an input:
+the program reads its config from the values and imports the components installed with
+it, so a copy of the project in a temporary folder (as the failover and failback tests
+make) with the same files plans the same (tests/test_plan_cache.py checks it).
+
+The plan is deterministic for the same inputs
+(tests/test_plan_cli.py::test_two_plans_of_the_same_inputs_are_byte_identical, which runs
+with the cache off), so a second plan of the same inputs can be the first one, copied.
+Plans are kept pickled: every caller gets its own objects and may change them.
 
 With a folder, processes share it (the pytest-xdist workers of one run): the first to need a
 plan computes it under a lock on its key and the others read the file, so no plan is
@@ -40,13 +46,13 @@ class PlanCache:
             folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def key(project: Project, stack: str, phase: int | None, values: dict[str, str],
+    def key(project: Project, stack: str, values: dict[str, str],
             secret_keys: frozenset[str], references: dict[str, dict[str, Any]] | None,
             preview: bool) -> str:
         inputs = {
-            "root": str(project.root), "project": project.name,
+            "project": project.name,
             "main": hashlib.sha256(project.main.read_bytes()).hexdigest(),
-            "stack": stack, "phase": phase, "values": values,
+            "stack": stack, "values": values,
             "secret_keys": sorted(secret_keys), "references": references or {},
             "preview": preview,
         }

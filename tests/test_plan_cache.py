@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import shutil
 
 import pulumi
 import pytest
+import yaml
 
 from planner import engine
 from planner.engine import execute, plan_stack, plans_cached, sdk_patched
 from planner.plan_cache import PlanCache
+from planner.project import Project
+from tests.conftest import ROOT
 
 # --- the SDK replacements ------------------------------------------------------------------
 
@@ -76,18 +80,39 @@ def test_every_input_of_a_plan_is_in_its_key(project):
     sv = project.phased_values("prod")
 
     def key(**changes):
-        args = dict(project=project, stack="prod", phase=None, values=sv.values,
+        args = dict(project=project, stack="prod", values=sv.values,
                     secret_keys=sv.secret_keys, references=None, preview=False)
         return PlanCache.key(**{**args, **changes})
 
     base = key()
     assert key() == base
-    changed = [key(stack="prod-us-west-2"), key(phase=2),
+    changed = [key(stack="prod-us-west-2"),
                key(values={**sv.values, "sofacover:phase": "2"}),
                key(secret_keys=sv.secret_keys | {"sofacover:x"}),
                key(references={"organization/sofacover/prod": {"region": "us-east-1"}}),
                key(preview=True)]
     assert base not in changed and len(set(changed)) == len(changed)
+
+
+@pytest.mark.fresh_plans
+def test_a_copy_of_the_project_with_the_phase_in_its_file_is_the_same_plan(project, tmp_path):
+    """The key leaves out where the project sits and takes the phase from the values: a
+    copy elsewhere with `phase: 2` in the stack file plans exactly as `--phase 2` here."""
+    for item in ["Pulumi.yaml", "__main__.py", *[p.name for p in ROOT.glob("Pulumi.*.yaml")]]:
+        shutil.copy(ROOT / item, tmp_path / item)
+    path = tmp_path / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["sofacover:phase"] = 2
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    copy = Project(tmp_path)
+    here, there = project.phased_values("dev", 2), copy.phased_values("dev")
+    assert PlanCache.key(project, "dev", here.values, here.secret_keys, None, False) == \
+        PlanCache.key(copy, "dev", there.values, there.secret_keys, None, False)
+    assert plan_stack(project, "dev", phase=2).as_json() == plan_stack(copy, "dev").as_json()
+    # and a copy whose program differs is another key
+    (tmp_path / "__main__.py").write_text((ROOT / "__main__.py").read_text() + "\n# edited\n")
+    assert PlanCache.key(copy, "dev", there.values, there.secret_keys, None, False) != \
+        PlanCache.key(project, "dev", here.values, here.secret_keys, None, False)
 
 
 def test_workers_sharing_a_folder_plan_once(tmp_path):
