@@ -1,16 +1,21 @@
 """PgBouncer: the rendered config (pure), the component under mocks, and the real engines.
 
-The real-engine tests start their own PostgreSQL and PgBouncer on loopback (tests/engines.py)
-and run the rendered pgbouncer.ini with only the local host, port and paths substituted.
+The real-engine tests start PostgreSQL (one server for the module, a fresh database per test)
+and their own PgBouncer on loopback (tests/engines.py), and run the rendered pgbouncer.ini with
+only the local host, port and paths substituted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import configparser
+import contextlib
 import dataclasses
 import functools
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pulumi
@@ -265,16 +270,32 @@ def tools() -> engines.Tools:
     return engines.find_tools()  # fails (never skips) with the install command
 
 
-@pytest.fixture
-def postgres(tools):
+@pytest.fixture(scope="module")
+def server(tools):
     # A small server, so the test shows PgBouncer holding many more clients than it admits.
+    # One per module (a start and stop cost more than half a second); each test gets its own
+    # database (the `postgres` fixture) and its own PgBouncer (`bouncer_dir`).
     with engines.Postgres(tools, max_connections=30) as pg:
         # The role's secret is the userlist's (same salt and iterations): PgBouncer logs in
         # to the server by passing the client's SCRAM proof through.
         pg.psql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD "
                 f"'{scram_secret(APP_PASSWORD, scram_salt(APP_USER, APP_PASSWORD))}'")
-        pg.psql(f"CREATE DATABASE sofacover OWNER {APP_USER}")
         yield pg
+
+
+@pytest.fixture
+def postgres(server):
+    # A fresh, empty database per test; FORCE also ends any session a previous test's
+    # PgBouncer left behind, so pg_stat_activity holds only this test's connections.
+    server.psql("DROP DATABASE IF EXISTS sofacover WITH (FORCE)")
+    server.psql(f"CREATE DATABASE sofacover OWNER {APP_USER}")
+    return server
+
+
+def bouncer_dir(pg: engines.Postgres) -> Path:
+    """A new folder for one PgBouncer's files, inside the server's folder (tmp_path is not
+    reachable by the postgres user)."""
+    return Path(tempfile.mkdtemp(prefix="pgbouncer-", dir=pg.dir))
 
 
 def local_ini(pg: engines.Postgres, tools: engines.Tools, workdir: Path, port: int,
@@ -301,7 +322,7 @@ def test_rendered_config_serves_many_concurrent_clients_without_a_failed_transac
         tools, postgres, tmp_path):
     pg = postgres
     port = engines.free_port()
-    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    workdir = bouncer_dir(pg)
     # 20 server connections over 2 instances: 10 here, far below the 150 clients.
     ini = local_ini(pg, tools, workdir, port, max_server_connections=20, instances=2,
                     max_client_connections=400)
@@ -339,7 +360,7 @@ def test_rendered_config_serves_many_concurrent_clients_without_a_failed_transac
 def test_read_only_entry_and_stats_user_work_against_the_real_server(tools, postgres, tmp_path):
     pg = postgres
     port = engines.free_port()
-    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    workdir = bouncer_dir(pg)
     ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
     with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
         result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
@@ -353,7 +374,7 @@ def test_read_only_entry_and_stats_user_work_against_the_real_server(tools, post
 def test_a_wrong_password_is_refused_by_pgbouncer(tools, postgres, tmp_path):
     pg = postgres
     port = engines.free_port()
-    workdir = pg.dir / "pgbouncer"  # tmp_path is not reachable by the postgres user
+    workdir = bouncer_dir(pg)
     ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2)
     with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port):
         result = engines.pgbench(tools, port=port, user=APP_USER, password="wrong",
@@ -553,38 +574,58 @@ def test_postgresql_accepts_the_password_against_the_computed_secret(tools, post
     assert bad.error is not None and "authentication failed" in bad.error
 
 
-@pytest.mark.parametrize("timeout_s, closed", [(1, True), (10, False)])
-def test_pgbouncer_closes_a_client_idle_in_a_transaction(tools, postgres, timeout_s, closed):
+IDLE_S = 3
+"""How long each client idles inside its transaction: past the short timeout, within the long."""
+
+
+def test_pgbouncer_closes_a_client_idle_in_a_transaction(tools, postgres):
     # Idle 3 s inside a transaction: past a 1 s timeout the client is cut, within 10 s not.
+    # The two PgBouncers (the timeout is global to one) and their clients run side by side,
+    # so the 3 s are waited once.
     pg = postgres
-    port = engines.free_port()
-    workdir = pg.dir / "pgbouncer"
-    ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2,
-                    idle_transaction_timeout_s=timeout_s)
-    script = "BEGIN;\nSELECT 1;\n\\! sleep 3\nSELECT 2;\nCOMMIT;\n"
-    with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
-        out = subprocess.run([str(tools.psql), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h",
-                              "127.0.0.1", "-p", str(port), "-U", APP_USER, "-d",
-                              "sofacover"], input=script, capture_output=True, text=True,
-                             env={"PGPASSWORD": APP_PASSWORD, "PGSSLMODE": "disable",
-                                  "PATH": "/usr/bin:/bin"})
-        if not closed:
-            assert out.returncode == 0 and out.stdout.split() == ["BEGIN", "1", "2", "COMMIT"]
-            return
-        assert out.returncode != 0 and "2" not in out.stdout.split(), out.stdout
-        assert "idle transaction timeout" in pgb.log(), pgb.log()
+    assert 1 < IDLE_S < 10
+    env = {"PGPASSWORD": APP_PASSWORD, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "30",
+           "PATH": "/usr/bin:/bin"}
+    with contextlib.ExitStack() as stack:
+        bouncers, sessions = {}, {}
+        for timeout_s in (1, 10):
+            port, workdir = engines.free_port(), bouncer_dir(pg)
+            ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2,
+                            idle_transaction_timeout_s=timeout_s)
+            bouncers[timeout_s] = stack.enter_context(
+                engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port))
+            sessions[timeout_s] = stack.enter_context(subprocess.Popen(
+                [str(tools.psql), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                 "-p", str(port), "-U", APP_USER, "-d", "sofacover"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        for session in sessions.values():
+            session.stdin.write("BEGIN;\nSELECT 1;\n")
+            session.stdin.flush()
+        for timeout_s, session in sessions.items():  # both are inside their transaction
+            opened = [session.stdout.readline().strip() for _ in range(2)]
+            assert opened == ["BEGIN", "1"], (timeout_s, opened, bouncers[timeout_s].log())
+        time.sleep(IDLE_S)
+        outs = {t: (*session.communicate("SELECT 2;\nCOMMIT;\n", timeout=30),
+                    session.returncode) for t, session in sessions.items()}
+        logs = {t: pgb.log() for t, pgb in bouncers.items()}
+    stdout, stderr, returncode = outs[10]
+    assert returncode == 0 and stdout.split() == ["2", "COMMIT"], (stdout, stderr, logs[10])
+    assert "idle transaction timeout" not in logs[10], logs[10]
+    stdout, stderr, returncode = outs[1]
+    assert returncode != 0 and "2" not in stdout.split(), (stdout, stderr)
+    assert "idle transaction timeout" in logs[1], logs[1]
 
 
 def _sign_server_certificate(pg: engines.Postgres) -> Path:
     """Give the test server a certificate for 127.0.0.1 signed by a throw-away CA (as RDS's
-    is signed by its region's root) and return the CA's PEM file."""
+    is signed by its region's root) and return the CA's PEM file. The server keeps its key."""
     ca, key = pg.dir / "test-ca.pem", pg.dir / "test-ca.key"
     csr = pg.dir / "server.csr"
     run = functools.partial(subprocess.run, check=True, capture_output=True)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=sofacover test root", "-keyout", str(key), "-out", str(ca)])
-    run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(pg.dir / "server.key"), "-out", str(csr)])
+    run(["openssl", "req", "-new", "-key", str(pg.dir / "server.key"), "-subj", "/CN=127.0.0.1",
+         "-out", str(csr)])
     ext = pg.dir / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1\n")
     run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(key),
@@ -596,30 +637,51 @@ def _sign_server_certificate(pg: engines.Postgres) -> Path:
     return ca
 
 
+@pytest.fixture(scope="module")
+def server_ca(server) -> Path:
+    """The module's server, from here on with a certificate signed by a throw-away CA (an RSA
+    key: made once, not per test; PgBouncer in require mode does not mind which)."""
+    return _sign_server_certificate(server)
+
+
 @pytest.mark.parametrize("trusted", ["signing-ca", "rds-roots"])
 def test_verify_full_logs_in_only_to_a_server_its_ca_file_vouches_for(tools, postgres,
-                                                                      tmp_path, trusted):
+                                                                      server_ca, tmp_path,
+                                                                      trusted):
     from components.database import RDS_CA_IDENTIFIER
 
     pg = postgres
-    ca = _sign_server_certificate(pg)
-    workdir = pg.dir / "pgbouncer"
-    workdir.mkdir()
+    workdir = bouncer_dir(pg)
     ca_file = workdir / "ca.pem"
-    ca_file.write_text(ca.read_text() if trusted == "signing-ca"
+    ca_file.write_text(server_ca.read_text() if trusted == "signing-ca"
                        else rds_ca_roots(SERVER_REGIONS, RDS_CA_IDENTIFIER))
     port = engines.free_port()
     ini = local_ini(pg, tools, workdir, port, max_server_connections=10, instances=2,
                     server_tls_sslmode="verify-full", server_tls_ca_file=str(ca_file))
+    login = functools.partial(engines.pgbench, tools, port=port, user=APP_USER,
+                              password=APP_PASSWORD, dbname="sofacover", clients=1, threads=1,
+                              transactions=1, script=_select_one(tmp_path))
     with engines.PgBouncer(tools, ini, scram_userlist(PASSWORDS), workdir, port) as pgb:
-        # The refused case waits out the client's connect timeout (PgBouncer logs the
-        # failed server handshake at once): 10 s, not the default 30, keeps it short.
-        result = engines.pgbench(tools, port=port, user=APP_USER, password=APP_PASSWORD,
-                                 dbname="sofacover", clients=1, threads=1, transactions=1,
-                                 script=_select_one(tmp_path),
-                                 connect_timeout=30 if trusted == "signing-ca" else 10)
         if trusted == "signing-ca":
+            result = login()
             assert result.error is None and result.failed == 0, f"{result.error}\n{pgb.log()}"
-        else:  # the RDS roots do not vouch for this server: no server login
-            assert result.error is not None, pgb.log()
-            assert "certificate verify failed" in pgb.log(), pgb.log()
+            return
+        # The RDS roots do not vouch for this server: no server login. PgBouncer logs the
+        # failed handshake at once and keeps the client waiting for a server (until the
+        # client's connect timeout): wait for the log line, not for the timeout.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            client = pool.submit(login)
+            deadline = time.monotonic() + 30
+            while "certificate verify failed" not in pgb.log():
+                assert time.monotonic() < deadline and not client.done(), pgb.log()
+                time.sleep(0.02)
+            # The client has no session: still waiting to log in, no server connection.
+            clients = pgb.admin("SHOW CLIENTS", ADMIN, PASSWORDS[ADMIN])
+            (app,) = [c for c in clients if c[1] == APP_USER]  # type, user, database, state
+            assert app[2:4] == ["sofacover", "waiting"], clients
+            assert pgb.admin("SHOW SERVERS", ADMIN, PASSWORDS[ADMIN]) == []
+            assert not client.done(), client.result()
+            pgb.stop()  # ends the wait
+            result = client.result(timeout=30)
+        assert result.error is not None and result.transactions == 0, result
+        assert "certificate verify failed" in pgb.log(), pgb.log()
