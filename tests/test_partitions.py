@@ -106,11 +106,21 @@ def test_cronjob_without_lookahead_is_refused(build):
 
 # --- real engine -----------------------------------------------------------------------------
 
-@pytest.fixture
-def pg():
+@pytest.fixture(scope="module")
+def server():
+    # One server for the module (a start and stop cost about half a second); each test gets
+    # its tables afresh from the `pg` fixture.
     with engines.Postgres(engines.find_tools(), ssl=False) as server:
-        server.psql(SCHEMA_FILE.read_text())
         yield server
+
+
+@pytest.fixture
+def pg(server):
+    # The schema holds only tables and indexes in public: an empty public schema is a fresh
+    # database for these tests.
+    server.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    server.psql(SCHEMA_FILE.read_text())
+    return server
 
 
 def routed(pg, sql: str) -> list[str]:
