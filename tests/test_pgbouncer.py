@@ -682,7 +682,10 @@ def test_verify_full_logs_in_only_to_a_server_its_ca_file_vouches_for(tools, pos
             clients = pgb.admin("SHOW CLIENTS", ADMIN, PASSWORDS[ADMIN])
             (app,) = [c for c in clients if c[1] == APP_USER]  # type, user, database, state
             assert app[2:4] == ["sofacover", "waiting"], clients
-            assert pgb.admin("SHOW SERVERS", ADMIN, PASSWORDS[ADMIN]) == []
+            # PgBouncer may be retrying the handshake (a server in state "new", not yet
+            # logged in; SHOW SERVERS in pgbouncer.org/usage.html): none may be past it.
+            servers = pgb.admin("SHOW SERVERS", ADMIN, PASSWORDS[ADMIN])
+            assert [s for s in servers if s[3] != "new"] == [], servers
             assert not client.done(), client.result()
             pgb.stop()  # ends the wait
             result = client.result(timeout=30)
