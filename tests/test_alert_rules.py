@@ -203,17 +203,84 @@ def rule_test(r: AlertRule, reading: float, case: Case) -> dict[str, Any]:
     }
 
 
-def promtool_test(promtool: str, tmp_path: Path, rules: Path, tests: list[dict]) -> None:
-    path = tmp_path / "test.yml"
+def write_tests(path: Path, rules: Path, tests: list[dict]) -> Path:
     path.write_text(yaml.safe_dump({"rule_files": [str(rules)],
                                     "evaluation_interval": f"{INTERVAL_MIN}m",
                                     "tests": tests}, sort_keys=False))
-    result = run(promtool, "test", "rules", str(path))
+    return path
+
+
+def promtool_test(promtool: str, tmp_path: Path, rules: Path, tests: list[dict]) -> None:
+    result = run(promtool, "test", "rules", str(write_tests(tmp_path / "test.yml", rules, tests)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 RULES = [r for r in alert_rules() if r.signal is not None]
 IDS = [r.name for r in RULES]
+CASES: dict[Case, float] = {"fires": CROSS, "inside": INSIDE, "short": CROSS}
+
+
+@pytest.fixture(scope="module")
+def generated(promtool: str, rule_file: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[Case, str], str]:
+    """promtool's verdict on every generated rule test, from ONE `promtool test rules` run.
+
+    Each (case, rule) is its own test file; promtool reports every file under its own
+    "Unit Testing:  <file>" header, "  SUCCESS" or "  FAILED:" and the failures (on stderr,
+    merged here into stdout so each failure stays under its file's header). The tests below
+    assert their own file's verdict, so a wrong rule fails exactly its own tests.
+
+    Each file loads the rendered rules that read its input series (rules_that_read), not all
+    of them: promtool evaluates every loaded rule at every step, and the rules that read
+    none of the series return nothing, so they only cost time.
+    """
+    folder = tmp_path_factory.mktemp("rule-tests")
+    rendered = yaml.safe_load(rule_file.read_text())
+    rule_files: dict[str, Path] = {}  # by content
+    paths = {}
+    for case, factor in CASES.items():
+        for r in RULES:
+            test = rule_test(r, value(r, factor), case)
+            metrics = {s["series"].split("{")[0] for s in test["input_series"]}
+            text = yaml.safe_dump(rules_that_read(rendered, metrics, r.name), sort_keys=False)
+            if text not in rule_files:
+                rule_files[text] = folder / f"rules-{len(rule_files)}.yml"
+                rule_files[text].write_text(text)
+            paths[case, r.name] = write_tests(folder / f"{case}-{r.name}.yml",
+                                              rule_files[text], [test])
+    result = subprocess.run([promtool, "test", "rules", *map(str, paths.values())],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=300)
+    parts = re.split(r"^Unit Testing:  (.+)\n", result.stdout, flags=re.MULTILINE)
+    verdicts = dict(zip(parts[1::2], (p.strip() for p in parts[2::2]), strict=True))
+    # promtool exits 0 exactly when every file passed; anything else is a broken run.
+    all_passed = all(verdicts.get(str(p)) == "SUCCESS" for p in paths.values())
+    assert all_passed == (result.returncode == 0), result.stdout
+    return {key: verdicts.get(str(p), f"no result for {p} in promtool's output:\n"
+                                      f"{result.stdout}")
+            for key, p in paths.items()}
+
+
+def rules_that_read(rendered: dict[str, Any], metrics: set[str], alert: str) -> dict[str, Any]:
+    """The rendered groups cut, in order, to the rule under test and the rules whose expression
+    names one of `metrics` or could select any series (by __name__, by labels alone as in
+    `{instance="x"}`, or the ALERTS series that alerts write).
+
+    A rule that selects none of a test's series evaluates to nothing on it: it can neither
+    fire nor fail (promtool fails a test on any loaded rule's evaluation error, and the rules
+    that could are kept).
+    """
+    def reads(rule: dict[str, Any]) -> bool:
+        return (rule.get("alert") == alert or re.search(r"(^|[^\w:])\{", rule["expr"]) is not None
+                or any(name in rule["expr"] for name in metrics | {"__name__", "ALERTS"}))
+
+    groups = [{**g, "rules": [r for r in g["rules"] if reads(r)]} for g in rendered["groups"]]
+    return {**rendered, "groups": [g for g in groups if g["rules"]]}
+
+
+def assert_passed(generated: dict[tuple[Case, str], str], case: Case, r: AlertRule) -> None:
+    verdict = generated[case, r.name]
+    assert verdict == "SUCCESS", f"promtool test rules {case}-{r.name}.yml:\n{verdict}"
 
 
 # --- promtool check rules -------------------------------------------------------------------
@@ -242,20 +309,18 @@ def test_every_seed_alert_is_in_the_rendered_file(rule_file):
 # --- promtool test rules, generated per rule -------------------------------------------------
 
 @pytest.mark.parametrize("r", RULES, ids=IDS)
-def test_alert_fires_when_its_level_is_crossed_for_its_duration(promtool, rule_file, tmp_path,
-                                                                r):
-    promtool_test(promtool, tmp_path, rule_file, [rule_test(r, value(r, CROSS), "fires")])
+def test_alert_fires_when_its_level_is_crossed_for_its_duration(generated, r):
+    assert_passed(generated, "fires", r)
 
 
 @pytest.mark.parametrize("r", RULES, ids=IDS)
-def test_alert_stays_silent_just_inside_its_level(promtool, rule_file, tmp_path, r):
-    promtool_test(promtool, tmp_path, rule_file, [rule_test(r, value(r, INSIDE), "inside")])
+def test_alert_stays_silent_just_inside_its_level(generated, r):
+    assert_passed(generated, "inside", r)
 
 
 @pytest.mark.parametrize("r", RULES, ids=IDS)
-def test_alert_stays_silent_while_crossed_for_less_than_its_duration(promtool, rule_file,
-                                                                     tmp_path, r):
-    promtool_test(promtool, tmp_path, rule_file, [rule_test(r, value(r, CROSS), "short")])
+def test_alert_stays_silent_while_crossed_for_less_than_its_duration(generated, r):
+    assert_passed(generated, "short", r)
 
 
 def test_a_threshold_changed_in_the_table_moves_the_rules_and_the_tests(
