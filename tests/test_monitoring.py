@@ -323,10 +323,9 @@ def test_prometheus_rule_is_created_with_a_kubernetes_provider(build, where):
     assert run.outputs["prometheusRuleName"] == rule.inputs["metadata"]["name"]
 
 
-def test_no_prometheus_rule_without_a_kubernetes_provider(build):
-    run = build(monitoring(**EVERYTHING))
-    assert not of_type(run.resources, PROMETHEUS_RULE)
-    assert run.outputs["prometheusRuleName"] is None
+def test_no_prometheus_rule_without_a_kubernetes_provider(full):
+    assert not of_type(full.resources, PROMETHEUS_RULE)
+    assert full.outputs["prometheusRuleName"] is None
 
 
 def test_prometheus_rule_follows_the_pool_budget(build):
