@@ -24,7 +24,10 @@ Pure Python: no Pulumi import here (the adapter reads the validated StackConfig 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
@@ -389,6 +392,41 @@ def step(load: float) -> LoadProfile:
     return lambda t: 1.0 if t < 0 else load
 
 
+SIMULATIONS_KEPT = 128
+"""Results a process keeps per simulator (the oldest used goes first)."""
+
+
+def _memoised(simulate: Callable[..., Result]) -> Callable[..., Result]:
+    """A simulation is a pure function of its inputs (frozen dataclasses, numbers, strings):
+    the same inputs in one process are simulated once and each caller gets its own copy of
+    the result. The key is the inputs' repr, so 10 and 10.0 (or a list and a tuple of the
+    same services) are different keys, never a wrong answer; a load profile (a function)
+    is always simulated."""
+    signature = inspect.signature(simulate)
+    kept: OrderedDict[str, Result] = OrderedDict()
+
+    @functools.wraps(simulate)
+    def run(*args: object, **kwargs: object) -> Result:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = list(bound.arguments.values())
+        if any(callable(v) for v in values):
+            return simulate(*args, **kwargs)
+        key = repr(values)
+        got = kept.get(key)
+        if got is None:
+            got = kept[key] = simulate(*args, **kwargs)
+            if len(kept) > SIMULATIONS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        return replace(got, per_service=dict(got.per_service), timeline=list(got.timeline),
+                       notes=list(got.notes), binding=list(got.binding))
+
+    run.kept = kept  # type: ignore[attr-defined]
+    return run
+
+
 # === Kubernetes ==============================================================================
 
 @dataclass
@@ -424,6 +462,7 @@ def _has_capacity(svc: Service, demand_m: float, ready: int) -> bool:
     return demand_m / per_target <= 1 + svc.hpa.tolerance
 
 
+@_memoised
 def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
                         load: LoadProfile | float = 10.0, timing: Timing = Timing(),
                         stack: str = "", start_s: int | None = None) -> Result:
@@ -483,6 +522,9 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
     group_desired = count
     met: dict[int, int | None] = {i: None for i in range(len(services))}
     rows: list[Row] = []
+    baseline = [_baseline_m(s) for s in services]
+    ceiling = [s.cpu_limit_m if s.cpu_limit_m is not None else nodes.vcpus * 1000
+               for s in services]
     t = warm
     while t <= timing.horizon_s:
         factor = profile(t)
@@ -490,10 +532,23 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
         ready_nodes = [j for j, n in enumerate(node_list) if n.ready_at <= t]
         spare += [0] * (len(node_list) - len(spare))
         # scheduler: pending pods, oldest first, first fit on a Ready node; failing that,
-        # pre-empting placeholders on the first node where enough of them make room
+        # pre-empting placeholders on the first node where enough of them make room.
+        # The same pass counts each service's Ready pods (a pod's readiness changes only
+        # when this pass schedules it); a pod not Ready uses nothing.
+        ready_count = [0] * len(services)
+        ready_pods: list[_Pod] = []
+        room: int | None = None  # the most a Ready node offers, placeholders included
         for p in pods:
             if p.node is None:
                 req = services[p.svc].cpu_request_m
+                if room is None:
+                    room = max((node_list[j].free_m + (spare[j] * spare_cpu if spare_cpu > 0
+                                                       else 0) for j in ready_nodes),
+                               default=None)
+                if room is None or req > room:  # no node can take it: it stays Pending
+                    p.usage = 0.0
+                    continue
+                room = None  # free room changes with what follows
                 delay = 0
                 j = next((j for j in ready_nodes if node_list[j].free_m >= req), None)
                 if j is None and spare_cpu > 0:
@@ -512,6 +567,11 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
                     pull = 0 if p.svc in n.images else timing.image_pull_s
                     n.images.add(p.svc)
                     p.ready_at = t + delay + timing.pod_start_s + pull
+            if p.ready_at is not None and p.ready_at <= t:
+                ready_count[p.svc] += 1
+                ready_pods.append(p)
+            else:
+                p.usage = 0.0
         # pending placeholders take whatever room is left (they pre-empt nothing)
         for j in ready_nodes:
             while spare_pending and node_list[j].free_m >= spare_cpu:
@@ -520,19 +580,11 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
                 spare_pending -= 1
         # the load, spread over each service's Ready pods (the Service routes only to them)
         per_node_use = [0.0] * len(node_list)
-        ready_count = [0] * len(services)
-        for p in pods:
-            if p.ready_at is not None and p.ready_at <= t:
-                ready_count[p.svc] += 1
-        share = [(_baseline_m(s) * factor / ready_count[i] if ready_count[i] else 0.0,
-                  s.cpu_limit_m if s.cpu_limit_m is not None else nodes.vcpus * 1000)
-                 for i, s in enumerate(services)]
-        for p in pods:
-            if p.ready_at is not None and p.ready_at <= t:
-                p.usage = min(share[p.svc])
-                per_node_use[p.node] += p.usage  # type: ignore[index]
-            else:
-                p.usage = 0.0
+        use = [min(baseline[i] * factor / ready_count[i] if ready_count[i] else 0.0,
+                   ceiling[i]) for i in range(len(services))]
+        for p in ready_pods:
+            p.usage = use[p.svc]
+            per_node_use[p.node] += p.usage  # type: ignore[index]
         # a node cannot give more CPU than it has: its pods share it
         system_use = [0.0] * len(node_list)
         left = nodes.system_cpu_m
@@ -557,7 +609,7 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
                     p.sample = int((p.acc - p.acc_at_scrape) / res)
                     p.sample_at = t
                 p.acc_at_scrape = p.acc
-        for p in pods:
+        for p in ready_pods:  # the others use 0.0
             p.acc += p.usage
         # the HPA controller
         if t % timing.sync_s == 0:
@@ -636,14 +688,14 @@ def simulate_kubernetes(services: Sequence[Service], nodes: NodeGroup, *,
             demand_total = cap_total = 0.0
             for i, s in enumerate(services):
                 ready_n = ready_count[i]
-                demand = _baseline_m(s) * factor
+                demand = baseline[i] * factor
                 demand_total += demand
                 cap_total += ready_n * s.cpu_request_m * s.hpa.cpu_target / 100
                 if met[i] is None and _has_capacity(s, demand, ready_n):
                     met[i] = t
             ready_all = sum(ready_count)
             rows.append(Row(t, factor, demand_total, cap_total, ready_all, len(pods),
-                            sum(1 for p in pods if p.node is None), sum(spec),
+                            [p.node for p in pods].count(None), sum(spec),
                             sum(1 for n in node_list if n.ready_at <= t),
                             sum(1 for n in node_list if n.ready_at > t)))
             if stop_early and all(v is not None for v in met.values()) and t >= 60:
@@ -675,6 +727,7 @@ class _Instance:
     healthy_at: int
 
 
+@_memoised
 def simulate_ec2(group: Ec2Group, *, load: LoadProfile | float = 10.0,
                  timing: Timing = Timing(), stack: str = "") -> Result:
     """The group's three policies as components/compute.py configures them: target tracking

@@ -168,19 +168,27 @@ def _build(plans: list[StackPlan]) -> report.Report:
     return rep
 
 
-def test_the_report_writes_its_five_files_and_the_pictures_open(synthetic, tmp_path):
-    paths = report.write(synthetic, tmp_path / "out")
+@pytest.fixture(scope="module")
+def written(synthetic, tmp_path_factory) -> tuple[list[Path], Path]:
+    """The synthetic report written once (the pictures take a second each time): the
+    paths write() returned and the folder, for the tests that read the files."""
+    out = tmp_path_factory.mktemp("synthetic") / "out"
+    return report.write(synthetic, out), out
+
+
+def test_the_report_writes_its_five_files_and_the_pictures_open(written):
+    paths, out = written
     assert [p.name for p in paths] == list(report.FILES)
     for p in paths:
         assert p.stat().st_size > 0
     for name in ("timeline.png", "cost.png", "environment.png"):
-        with Image.open(tmp_path / "out" / name) as img:
+        with Image.open(out / name) as img:
             assert img.format == "PNG" and img.width >= 800 and img.height >= 400
 
 
-def test_report_json_carries_the_keys_the_issue_names(synthetic, tmp_path):
-    report.write(synthetic, tmp_path)
-    doc = json.loads((tmp_path / "report.json").read_text())
+def test_report_json_carries_the_keys_the_issue_names(synthetic, written):
+    _, out = written
+    doc = json.loads((out / "report.json").read_text())
     stack = doc["stacks"]["prod"]
     assert stack["timeToCapacitySeconds"] == 95 and stack["meetsScaleOutKpi"] is (
         seed.SCALE_OUT_KPI_S >= 95)
@@ -197,15 +205,15 @@ def test_report_json_carries_the_keys_the_issue_names(synthetic, tmp_path):
     assert doc["connectionBudget"][0]["serverConnections"] == 150
 
 
-def test_no_secret_reaches_the_files(synthetic, tmp_path):
-    report.write(synthetic, tmp_path)
+def test_no_secret_reaches_the_files(written):
+    _, out = written
     for name in ("report.md", "report.json"):
-        assert SECRET not in (tmp_path / name).read_text()
+        assert SECRET not in (out / name).read_text()
 
 
-def test_report_md_sets_the_figures_against_the_seed(synthetic, tmp_path):
-    report.write(synthetic, tmp_path)
-    md = (tmp_path / "report.md").read_text()
+def test_report_md_sets_the_figures_against_the_seed(synthetic, written):
+    _, out = written
+    md = (out / "report.md").read_text()
     assert f"${synthetic.cost.budget_usd:,.0f}" in md
     assert "95 s: PASS" in md
     for target in (seed.SIX_MONTHS.uptime_percent, seed.ONE_YEAR.uptime_percent):
@@ -328,10 +336,10 @@ def test_a_kubernetes_stack_runs_under_the_seeds_literal_hpa_and_prices_its_spar
     assert f"ec2:{c.instance_type} (spare capacity)" in md
 
 
-def test_an_ec2_stack_has_no_literal_hpa(synthetic, tmp_path):
-    report.write(synthetic, tmp_path)
-    doc = json.loads((tmp_path / "report.json").read_text())
+def test_an_ec2_stack_has_no_literal_hpa(written):
+    _, out = written
+    doc = json.loads((out / "report.json").read_text())
     assert doc["stacks"]["prod"]["seedLiteralHpa"] is None
-    row = next(line for line in (tmp_path / "report.md").read_text().splitlines()
+    row = next(line for line in (out / "report.md").read_text().splitlines()
                if line.startswith("| prod |"))
     assert row.split("|")[4].strip() == "-"
