@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import hashlib
 import inspect
 import logging
@@ -378,6 +379,26 @@ class Execution:
     messages: list[str]
 
 
+# A run allocates hundreds of thousands of short-lived objects (the SDK's tasks, futures and
+# Outputs, about 28 tasks per resource), so Python's cyclic collector, at its default of a
+# young collection every 700 allocations, runs thousands of times for little: the prod
+# environment's phase-3 plan spent 7.5 s of CPU with the defaults and 5.2 s with these
+# (bench: the same plan three times in one warm process, best of three; peak memory 350 ->
+# 440 MB). Only when the collector runs changes, not what it frees (nothing in the plan
+# waits on a finaliser), and the previous thresholds come back after the run.
+GC_THRESHOLDS = (50_000, 50, 50)
+
+
+@contextlib.contextmanager
+def _collector_relaxed() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def execute(program: Callable[[], None], *, project: str, stack: str,
             values: dict[str, str], secret_keys: frozenset[str] = frozenset(),
             references: dict[str, dict[str, Any]] | None = None,
@@ -425,7 +446,8 @@ def execute(program: Callable[[], None], *, project: str, stack: str,
     outputs: dict[str, Any] = {}
     # A fresh context per run: the Pulumi runtime keeps its settings, config and root
     # stack in context variables, so runs one after another cannot leak into each other.
-    contextvars.Context().run(run)
+    with _collector_relaxed():
+        contextvars.Context().run(run)
     default_region = values.get("aws:region")
     # In URN order: registration order depends on which output resolves first.
     monitor.planned.sort(key=lambda r: (r.urn, r.read))

@@ -125,3 +125,21 @@ def test_urns_are_built_as_the_engine_builds_them():
         "leaf": "urn:pulumi:dev::proj::test:index:Outer$test:index:Inner$test:index:Leaf::leaf",
         "top": "urn:pulumi:dev::proj::test:index:Top::top",
     }
+
+
+def test_a_run_relaxes_the_cyclic_collector_and_gives_the_thresholds_back():
+    import gc
+
+    from planner.engine import GC_THRESHOLDS
+
+    seen = []
+
+    def program() -> None:
+        seen.append(gc.get_threshold())
+        raise RuntimeError("the program failed")
+
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    with pytest.raises(Exception, match="the program failed"):
+        execute(program, project="sofacover", stack="test", values={})
+    assert seen == [GC_THRESHOLDS] and gc.get_threshold() == before
