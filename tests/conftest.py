@@ -31,7 +31,7 @@ import sys
 # Bytecode caches (git-ignored __pycache__) even where PYTHONDONTWRITEBYTECODE is set, as on
 # these machines: a later run neither recompiles the project's modules nor rewrites the test
 # modules' asserts again (pytest keeps its rewritten modules only when bytecode may be
-# written): collection 10.8 -> 7.0 s of CPU per worker (docs/benchmarks.md, "Test time").
+# written): collection 10.8 -> 7.3 s of CPU per worker (docs/benchmarks.md, "Test time").
 sys.dont_write_bytecode = False
 
 import contextlib
