@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import shutil
 
 import pulumi
 import pytest
-import yaml
 
 from planner import engine
 from planner.engine import execute, plan_stack, plans_cached, sdk_patched
 from planner.plan_cache import PlanCache
 from planner.project import Project
 from tests.conftest import ROOT
+from tests.test_global import copy_project, set_config
 
 # --- the SDK replacements ------------------------------------------------------------------
 
@@ -100,21 +99,18 @@ def test_a_copy_of_the_project_with_the_phase_in_its_file_is_the_same_plan(proje
     """The key leaves out where the project sits and takes the phase from the values: a
     copy elsewhere with `phase: 2` in the stack file plans exactly as `--phase 2` here
     (the session's plan of dev at phase 2, against the copy's, planned afresh)."""
-    for item in ["Pulumi.yaml", "__main__.py", *[p.name for p in ROOT.glob("Pulumi.*.yaml")]]:
-        shutil.copy(ROOT / item, tmp_path / item)
-    path = tmp_path / "Pulumi.dev.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["sofacover:phase"] = 2
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    copy = Project(tmp_path)
+    copy = Project(copy_project(tmp_path))
+    set_config(copy.root, "dev", phase=2)
+
+    def key(project: Project, sv) -> str:
+        return PlanCache.key(project, "dev", sv.values, sv.secret_keys, None, False)
+
     here, there = project.phased_values("dev", 2), copy.phased_values("dev")
-    assert PlanCache.key(project, "dev", here.values, here.secret_keys, None, False) == \
-        PlanCache.key(copy, "dev", there.values, there.secret_keys, None, False)
+    assert key(project, here) == key(copy, there)
     assert dev_phases[2].as_json() == plan_stack(copy, "dev").as_json()
     # and a copy whose program differs is another key
     (tmp_path / "__main__.py").write_text((ROOT / "__main__.py").read_text() + "\n# edited\n")
-    assert PlanCache.key(copy, "dev", there.values, there.secret_keys, None, False) != \
-        PlanCache.key(project, "dev", here.values, here.secret_keys, None, False)
+    assert key(copy, there) != key(project, here)
 
 
 def test_workers_sharing_a_folder_plan_once(tmp_path):
