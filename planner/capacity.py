@@ -423,7 +423,6 @@ def _memoised(simulate: Callable[..., Result]) -> Callable[..., Result]:
         return replace(got, per_service=dict(got.per_service), timeline=list(got.timeline),
                        notes=list(got.notes), binding=list(got.binding))
 
-    run.kept = kept  # type: ignore[attr-defined]
     return run
 
 
