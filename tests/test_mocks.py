@@ -8,9 +8,13 @@ the data moto ships.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import importlib.util
 import inspect
 import re
+import sys
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -209,11 +213,30 @@ def test_same_name_with_another_type_or_parent_is_not_a_duplicate(build):
 
 # --- invokes answered from moto's data ----------------------------------------------------------
 
+@functools.cache
 def _moto_zones() -> dict[str, list[tuple[str, str]]]:
-    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    """moto's RegionsAndZonesBackend.zones. Imported through its package, the module brings in
+    all of moto's EC2 models (about 2 s of CPU) when no other test has; so unless it is loaded
+    already, the module file alone is run, with one botocore loader for the three sessions
+    its class makes (each would parse botocore's endpoint table again)."""
+    name = "moto.ec2.models.availability_zones_and_regions"
+    module = sys.modules.get(name)
+    if module is None:
+        import botocore.loaders
+        import botocore.session
 
+        spec = importlib.util.find_spec("moto")
+        assert spec is not None and spec.origin is not None
+        path = Path(spec.origin).parent / "ec2" / "models" / "availability_zones_and_regions.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        loader = botocore.loaders.create_loader()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(botocore.session, "create_loader", lambda *_: loader)
+            spec.loader.exec_module(module)
     return {region: [(z.name, z.zone_id) for z in zones]
-            for region, zones in RegionsAndZonesBackend.zones.items()}
+            for region, zones in module.RegionsAndZonesBackend.zones.items()}
 
 
 def test_zones_and_zone_ids_are_motos_for_every_region():
