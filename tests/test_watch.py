@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import botocore.loaders
+import botocore.session
+import moto.core.utils
 import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
@@ -30,10 +33,27 @@ def cfg():
     return Project(ROOT).stack_config(STACK)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_model_loader() -> Iterator[None]:
+    """Every boto3 Session (the test's, the command's, moto's own) gets a new botocore
+    loader, which reads and parses the service models again (EC2's alone is megabytes of
+    JSON): most of this module's CPU. Here the module's sessions share one loader, so each
+    model is read once; credentials, config and clients stay per session."""
+    loader = botocore.loaders.create_loader()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(botocore.session, "create_loader", lambda *_: loader)
+        mp.setattr(moto.core.utils, "create_loader", lambda *_: loader)  # moto reads them too
+        yield
+
+
 @pytest.fixture
 def aws(monkeypatch) -> Iterator[boto3.Session]:
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(key, raising=False)
+    # moto builds its table of thousands of public AMIs at every EC2 backend creation and
+    # reset; nothing here reads an image (moto does not look up a launch template's ImageId,
+    # and DesiredCapacity=0 launches no instance).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
