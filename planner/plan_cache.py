@@ -10,8 +10,9 @@ it, so a copy of the project in a temporary folder (as the failover and failback
 make) with the same files plans the same (tests/test_plan_cache.py checks it).
 
 The plan is deterministic for the same inputs
-(tests/test_plan_cli.py::test_two_plans_of_the_same_inputs_are_byte_identical, which runs
-with the cache off), so a second plan of the same inputs can be the first one, copied.
+(tests/test_plan_cli.py::test_two_plans_of_the_same_inputs_are_byte_identical, which compares
+the session's plan with one made with the cache off), so a second plan of the same inputs can
+be the first one, copied.
 Plans are kept pickled: every caller gets its own objects and may change them.
 
 With a folder, processes share it (the pytest-xdist workers of one run): the first to need a
