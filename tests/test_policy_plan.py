@@ -88,7 +88,7 @@ def test_plan_prints_the_report_and_writes_it_to_json(tmp_path):
     assert doc["policy"]["mandatory"] == 0 and doc["policy"]["rules"] == len(policies())
 
 
-def test_a_mandatory_violation_fails_the_plan(monkeypatch):
+def test_a_mandatory_violation_fails_the_plan():
     def always(args, report):
         if args.resource_type == "aws:ec2/vpc:Vpc":
             report("planted violation")
@@ -96,8 +96,12 @@ def test_a_mandatory_violation_fails_the_plan(monkeypatch):
     planted = ResourceValidationPolicy(name="planted", description="test",
                                        validate=always,
                                        enforcement_level=EnforcementLevel.MANDATORY)
-    monkeypatch.setattr(plan_policy, "policies", lambda: [*policies(), planted])
-    result = runner.invoke(app, ["plan", "--stack", "dev"], env={"COLUMNS": "200"})
+    # The policy pack is read after the plan and changes nothing in it: patched without the
+    # `monkeypatch` fixture, which would plan dev afresh (tests/conftest.py), so the plan
+    # is the session's.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plan_policy, "policies", lambda: [*policies(), planted])
+        result = runner.invoke(app, ["plan", "--stack", "dev"], env={"COLUMNS": "200"})
     assert result.exit_code == 1, result.output
     assert "mandatory: dev:" in result.output and "planted violation [planted]" \
         in result.output
