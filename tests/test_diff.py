@@ -10,7 +10,6 @@ import json
 import sys
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from planner import diff as plan_diff
@@ -191,7 +190,7 @@ def test_every_type_the_program_creates_has_replace_data(prod, prod_phase2, prod
              *dev_phases.values()]
     types = {r.type for p in plans for r in p.resources if r.custom}
     table = replace_props.table()["types"]
-    manual = yaml.safe_load(replace_props.MANUAL.read_text())
+    manual = replace_props.load_yaml(replace_props.MANUAL)
     assert types <= set(table), f"no replace data for {sorted(types - set(table))}: add " \
         "them to replace_manual.yaml and run scripts/replace-properties (see its --help)"
     for token in sorted(types):
