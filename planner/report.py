@@ -409,10 +409,23 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
     matplotlib.use("Agg")  # files only: no display
     import matplotlib.pyplot as plt
 
-    # parse_math off: "$" in a label is a dollar, not the start of TeX math.
+    # parse_math off: "$" in a label is a dollar, not the start of TeX math. No layout
+    # engine from a matplotlibrc: each picture is laid out once, by _save.
     plt.rcParams.update({"font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "text.parse_math": False})
+                         "axes.spines.right": False, "text.parse_math": False,
+                         "figure.autolayout": False, "figure.constrained_layout.use": False})
     return plt
+
+
+def _save(plt, fig, path: Path) -> None:  # noqa: ANN001 - matplotlib's module and figure
+    """Lay the figure out tight and write it. tight_layout leaves a placeholder layout engine
+    behind, and savefig, seeing one, draws the whole figure once more (rendering nothing)
+    before the draw it writes: with the engine taken off (None: _pyplot's rcParams name no
+    engine) the figure is drawn once. The same pixels, about a tenth less CPU a picture."""
+    fig.tight_layout()
+    fig.set_layout_engine(None)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def timeline_png(rep: Report, path: Path) -> None:
@@ -468,9 +481,7 @@ def timeline_png(rep: Report, path: Path) -> None:
         axes[0][0].text(0.5, 0.5, "no serving stack in this scope", ha="center")
     fig.suptitle(f"{rep.scope}, phase {rep.phase}: replicas and nodes through a "
                  f"{rep.load:g}x load step", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 CATEGORY_COLORS = {"compute": "#4C72B0", "database": "#DD8452", "storage": "#55A868",
@@ -563,9 +574,7 @@ def cost_png(rep: Report, path: Path) -> None:
                     f"${rep.cost.cost_per_daily_user:.2f} per daily user")
     right.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{rep.scope}: list prices of {rep.cost.price_date}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _components(plan: StackPlan, fleet: costs.Fleet | None = None) -> list[str]:
@@ -695,20 +704,31 @@ def environment_png(rep: Report, path: Path) -> None:
             color="#333")
     ax.set_title(f"{rep.scope}, phase {rep.phase}: regions, components and links",
                  fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write(rep: Report, out_dir: Path) -> list[Path]:
     """Write the five files into `out_dir` (created if missing); returns their paths."""
+    return write_text(rep, out_dir) + write_pictures(rep, out_dir)
+
+
+def write_text(rep: Report, out_dir: Path) -> list[Path]:
+    """report.md and report.json alone (what write() writes first); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f for f in FILES]
+    paths = [out_dir / f for f in FILES[:2]]
     paths[0].write_text(markdown(rep))
     paths[1].write_text(json.dumps(as_json(rep), indent=2) + "\n")
-    timeline_png(rep, paths[2])
-    cost_png(rep, paths[3])
-    environment_png(rep, paths[4])
+    return paths
+
+
+def write_pictures(rep: Report, out_dir: Path) -> list[Path]:
+    """The three pictures alone (what write() writes after the text); returns their paths.
+    They take about a second of CPU together, nearly all of it matplotlib's."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f for f in FILES[2:]]
+    timeline_png(rep, paths[0])
+    cost_png(rep, paths[1])
+    environment_png(rep, paths[2])
     return paths
 
 

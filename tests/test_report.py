@@ -127,12 +127,17 @@ def test_ec2_sidecars_count_once_per_instance_up_to_the_groups_maximum():
     assert budget.ok
 
 
+def _outside_pool() -> report.Report:
+    """A report of PgBouncer alone, its pool pointing at a database of another stack:
+    nothing in it is priced."""
+    return _build([plan(pgbouncer_on_kubernetes(10, 2))])
+
+
 def test_a_pool_pointing_outside_the_report_is_listed_not_judged(tmp_path):
     budget = connection_budget([plan(pgbouncer_on_kubernetes(10, 2))])
     assert [p.host for p in budget.unmatched] == [HOST]
     assert budget.ok
-    rep = _build([plan(pgbouncer_on_kubernetes(10, 2))])
-    report.write(rep, tmp_path)
+    report.write_text(_outside_pool(), tmp_path)
     assert "outside this report: not checked here" in (tmp_path / "report.md").read_text()
 
 
@@ -171,9 +176,19 @@ def _build(plans: list[StackPlan]) -> report.Report:
 @pytest.fixture(scope="module")
 def written(synthetic, tmp_path_factory) -> tuple[list[Path], Path]:
     """The synthetic report written once (the pictures take a second each time): the
-    paths write() returned and the folder, for the tests that read the files."""
+    paths write() returned and the folder, for the tests that read the files.
+
+    The tests of other reports read only report.md and report.json, and write only those
+    (report.write_text). The pictures are drawn here, by the command for dev
+    (test_the_command_writes_the_report_for_dev), and, for the reports whose pictures take
+    a path of their own, in test_the_pictures_draw_a_report_that_serves_nothing_or_costs_nothing."""
     out = tmp_path_factory.mktemp("synthetic") / "out"
     return report.write(synthetic, out), out
+
+
+def _opens_as_png(path: Path) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width >= 800 and img.height >= 400
 
 
 def test_the_report_writes_its_five_files_and_the_pictures_open(written):
@@ -182,8 +197,17 @@ def test_the_report_writes_its_five_files_and_the_pictures_open(written):
     for p in paths:
         assert p.stat().st_size > 0
     for name in ("timeline.png", "cost.png", "environment.png"):
-        with Image.open(out / name) as img:
-            assert img.format == "PNG" and img.width >= 800 and img.height >= 400
+        _opens_as_png(out / name)
+
+
+def test_the_pictures_draw_a_report_that_serves_nothing_or_costs_nothing(tmp_path):
+    # No serving stack (an empty timeline), a compare phase (a third bar), a stack without
+    # PgBouncer (the environment's list of components); and a report with nothing priced
+    paths = report.write_pictures(_with_compare_phase(), tmp_path / "compare")
+    assert [p.name for p in paths] == list(report.FILES[2:])
+    report.cost_png(_outside_pool(), tmp_path / "unpriced.png")
+    for p in [*paths, tmp_path / "unpriced.png"]:
+        _opens_as_png(p)
 
 
 def test_report_json_carries_the_keys_the_issue_names(synthetic, written):
@@ -226,19 +250,24 @@ def test_a_missed_kpi_names_what_binds(tmp_path):
     rep = _build([plan([res("aws:autoscaling/group:Group", "asg", {"minSize": 2,
                                                                    "maxSize": 4})])])
     rep.capacity["prod"] = result("prod", 300)
-    report.write(rep, tmp_path)
+    report.write_text(rep, tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "300 s: MISS" in md and "binds: node launch 90 s" in md
     # The group has no launch template here: its instances cannot be priced, and say so.
     assert "**Not priced**" in md and "ec2:unknown in us-east-1" in md
 
 
-def test_a_compare_phase_is_costed_beside_the_report(tmp_path):
+def _with_compare_phase() -> report.Report:
+    """Phase 3 with phase 1 costed beside it. The plans have no config: nothing serves."""
     primary = [res("aws:autoscaling/group:Group", "asg", {"minSize": 2, "maxSize": 8}),
                res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"instanceType": "m5.large"})]
-    rep = report.build([plan(primary, phase=3)], scope="environment prod",
-                       compare_plans=[plan(primary, phase=1)])
-    report.write(rep, tmp_path)
+    return report.build([plan(primary, phase=3)], scope="environment prod",
+                        compare_plans=[plan(primary, phase=1)])
+
+
+def test_a_compare_phase_is_costed_beside_the_report(tmp_path):
+    rep = _with_compare_phase()
+    report.write_text(rep, tmp_path)
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["phase"] == 3 and doc["comparePhase"]["phase"] == 1
     assert doc["comparePhase"]["monthlyCostUsd"] == pytest.approx(rep.compare.monthly_usd,
@@ -292,7 +321,7 @@ def test_the_seeds_literal_hpa_is_reported_beside_the_configured_result(tmp_path
     rep = _build([plan([res("aws:autoscaling/group:Group", "asg", {"minSize": 2,
                                                                    "maxSize": 8})])])
     rep.literal["prod"] = result("prod", 373)
-    report.write(rep, tmp_path)
+    report.write_text(rep, tmp_path)
     md = (tmp_path / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| prod |"))
     assert "95 s: PASS" in row and "373 s: MISS" in row
@@ -324,7 +353,7 @@ def test_a_kubernetes_stack_runs_under_the_seeds_literal_hpa_and_prices_its_spar
     assert not lit.meets(seed.SCALE_OUT_KPI_S) and rep.capacity["dev"].meets(
         seed.SCALE_OUT_KPI_S)
     assert any(f"{seed.HPA_UP_WINDOW_S} s" in b for b in lit.binding)
-    report.write(rep, tmp_path)
+    report.write_text(rep, tmp_path)
     doc = json.loads((tmp_path / "report.json").read_text())["stacks"]["dev"]
     assert doc["seedLiteralHpa"]["meetsScaleOutKpi"] is False
     assert doc["seedLiteralHpa"]["binding"] == lit.binding
