@@ -34,8 +34,14 @@ import sys
 # written): collection 10.8 -> 7.3 s of CPU per worker (docs/benchmarks.md, "Test time").
 sys.dont_write_bytecode = False
 
-import contextlib
 import gc
+
+# Collection is mostly importing the provider SDKs (pulumi_cloudflare alone is ~4 s): millions
+# of long-lived objects and next to no garbage, yet the cyclic collector would walk them
+# hundreds of times on the way. Off until pytest_collection_finish freezes what is there.
+gc.disable()
+
+import contextlib
 import os
 import pickle
 from collections.abc import Callable, Iterator
@@ -60,12 +66,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The cyclic collector as the engine runs it (planner/engine.py GC_THRESHOLDS), for the
-    whole run, and the modules imported so far kept out of its full collections: a run's
-    CPU 181 -> 170 s (docs/benchmarks.md, "Test time"). Only when it runs changes."""
+    """The cyclic collector back on, as the engine runs it (planner/engine.py GC_THRESHOLDS),
+    for the whole run, and the modules imported so far kept out of its full collections: a
+    run's CPU 181 -> 170 s, and off during collection 6.2 -> 5.5 s of CPU per worker
+    (docs/benchmarks.md, "Test time"). Only when it runs changes, not what it frees."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    gc.enable()  # a collection that failed never reached pytest_collection_finish
 
 
 @pytest.fixture(scope="session", autouse=True)
