@@ -382,11 +382,17 @@ class Execution:
 # A run allocates hundreds of thousands of short-lived objects (the SDK's tasks, futures and
 # Outputs, about 28 tasks per resource), so Python's cyclic collector, at its default of a
 # young collection every 700 allocations, runs thousands of times for little: the prod
-# environment's phase-3 plan spent 7.5 s of CPU with the defaults and 5.2 s with these
-# (bench: the same plan three times in one warm process, best of three; peak memory 350 ->
-# 440 MB). Only when the collector runs changes, not what it frees (nothing in the plan
-# waits on a finaliser), and the previous thresholds come back after the run.
-GC_THRESHOLDS = (50_000, 50, 50)
+# environment's phase-3 plan spent 7.5 s of CPU with the defaults and 5.2 s with a young
+# collection every 50,000 (bench: the same plan three times in one warm process, best of
+# three; peak memory 350 -> 440 MB). A run's cyclic garbage is under 200,000 objects, and
+# each young collection walks every young object still alive, so fewer, larger ones walk
+# less: the prod stack's phase-3 plan, 20 times in one warm process, 1.50 s of CPU a plan
+# (0.19 s of it collecting) at 50,000 and 1.32 s (0.10 s) at 1,000,000, peak memory 467 and
+# 449 MB; `sofacover plan --env prod` alike (10.0 s, 339 MB both); the test run's
+# collecting 11.8 -> 7.9 s of CPU (docs/benchmarks.md, "Test time"). Only when the
+# collector runs changes, not what it frees (nothing in the plan waits on a finaliser), and
+# the previous thresholds come back after the run.
+GC_THRESHOLDS = (1_000_000, 50, 50)
 
 
 @contextlib.contextmanager
