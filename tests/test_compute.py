@@ -55,8 +55,13 @@ def args(**changes) -> ComputeArgs:
 
 
 def compute(**changes):
+    """The program building Compute over `args(**changes)` and exporting its ALB's name. The
+    args are made here, so the `build` fixture's key is their value: a change that restates
+    a default (`warm_pool=True`, `dns_validation="external"`) shares the default's build."""
+    built = args(**changes)
+
     def fn() -> None:
-        Compute("web", args(**changes))
+        pulumi.export("dns", Compute("web", built).alb_dns_name)
     return fn
 
 
@@ -445,7 +450,7 @@ def test_kubernetes_nodes_keep_pods_off_the_instance_metadata(build):
 
 
 def test_children_are_parented_and_outputs_registered(build):
-    run = build(lambda: pulumi.export("dns", Compute("web", args()).alb_dns_name))
+    run = build(compute())
     (component,) = of_type(run.resources, "sofacover:compute:Compute")
     assert all(r.parent == component.urn for r in run.resources if r is not component)
     assert run.outputs["dns"].endswith(".elb.amazonaws.com")
