@@ -20,13 +20,20 @@ SUBNET = "aws:ec2/subnet:Subnet"
 
 
 def network(nat: str = "perAz", az_count: int = 3, region: str | None = None, **kw):
+    """The program building Network (under a provider of `region` when given) and exporting
+    its subnet ids and groups. The args are made here, so the `build` fixture's key is their
+    value: programs of equal args (test_security's too) share one build."""
+    built = NetworkArgs(cidr="10.20.0.0/16", az_count=az_count, nat_gateways=nat, **kw)
+
     def fn() -> None:
         opts = None
         if region:
             provider = aws.Provider("aws-test", region=region)
             opts = pulumi.ResourceOptions(providers={"aws": provider})
-        Network("net", NetworkArgs(cidr="10.20.0.0/16", az_count=az_count, nat_gateways=nat,
-                                   **kw), opts)
+        net = Network("net", built, opts)
+        pulumi.export("ids", net.private_subnet_ids)
+        pulumi.export("groups", pulumi.Output.all(net.db_subnet_group_name,
+                                                  net.cache_subnet_group_name))
     return fn
 
 
@@ -169,16 +176,7 @@ def test_more_azs_than_the_region_offers_fails_with_the_key_to_change(build):
 
 
 def test_outputs_are_set_and_registered(build):
-    captured = {}
-
-    def fn() -> None:
-        net = Network("net", NetworkArgs(cidr="10.20.0.0/16"))
-        pulumi.export("ids", net.private_subnet_ids)
-        pulumi.export("groups", pulumi.Output.all(net.db_subnet_group_name,
-                                                  net.cache_subnet_group_name))
-        captured["net"] = net
-
-    run = build(fn)
+    run = build(network())
     assert len(run.outputs["ids"]) == 3
     assert all(name for name in run.outputs["groups"])
 

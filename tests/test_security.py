@@ -100,9 +100,9 @@ def test_every_planned_key_has_a_policy_and_rotation(dev_phases, prod, prod_phas
 
 
 def test_the_preflight_refuses_a_key_without_policy_or_rotation_or_account_statement(build):
-    from components.network import Network, NetworkArgs
+    from tests.test_network import network  # the default network, one build for both
 
-    resources = build(lambda: Network("net", NetworkArgs(cidr="10.20.0.0/16"))).resources
+    resources = build(network()).resources
     (key,) = of_type(resources, KEY)
     assert preflight_of(resources, "aws-kms-key-policy") == []
     no_policy = {k: v for k, v in key.inputs.items() if k != "policy"}
@@ -141,9 +141,9 @@ def test_the_security_preflight_finds_nothing_in_any_planned_stack(dev_phases, p
 
 
 def test_the_preflight_refuses_a_log_group_without_a_key_or_with_one_logs_may_not_use(build):
-    from components.network import Network, NetworkArgs
+    from tests.test_network import network  # the default network, one build for both
 
-    resources = build(lambda: Network("net", NetworkArgs(cidr="10.20.0.0/16"))).resources
+    resources = build(network()).resources
     (group,) = of_type(resources, LOG_GROUP)
     (key,) = of_type(resources, KEY)
     assert preflight_of(resources, "aws-log-group-kms") == []
