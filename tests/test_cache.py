@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pulumi
 import pytest
 
@@ -17,8 +19,21 @@ CFG = CacheConfig.model_validate(PHASES[1]["cache"])
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
 
-def secret_token():
-    return pulumi.Output.secret("s3cr3t-t0ken-of-32-characters!!")
+class Token(NamedTuple):
+    """How the program passes the AUTH token: a `secret` Output, a plain `output` or a
+    `plain` string. Made inside the program (Outputs need the runtime); a value, not a
+    function, so the `build` fixture shares the build of equal programs."""
+
+    kind: str
+    value: str
+
+    def __call__(self):
+        if self.kind == "secret":
+            return pulumi.Output.secret(self.value)
+        return pulumi.Output.from_input(self.value) if self.kind == "output" else self.value
+
+
+secret_token = Token("secret", "s3cr3t-t0ken-of-32-characters!!")
 
 
 def cache(token=secret_token, **kw):
@@ -73,14 +88,13 @@ def test_auth_token_is_secret_in_the_recorded_inputs(build):
 def test_a_plain_output_token_is_still_recorded_as_secret(build):
     # A caller forgetting `secret` on an Output does not leak the token: the component
     # wraps it.
-    g = group(build,
-              token=lambda: pulumi.Output.from_input("plain-token-of-32-characters!!!!"))
+    g = group(build, token=Token("output", "plain-token-of-32-characters!!!!"))
     assert g.inputs["authToken"] == SECRET_MASK
 
 
 def test_a_plain_string_token_is_refused(build):
     with pytest.raises(TypeError, match="auth_token must be a Pulumi secret Output"):
-        build(cache(token=lambda: "plain-token-of-32-characters!!!!"))
+        build(cache(token=Token("plain", "plain-token-of-32-characters!!!!")))
 
 
 def test_eviction_policy_evicts_only_keys_with_a_ttl(build):
