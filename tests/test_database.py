@@ -37,12 +37,17 @@ def args(**kw) -> DatabaseArgs:
 
 
 def database(region: str | None = None, **kw):
+    """The program building Database over `args(**kw)` (under a provider of `region` when
+    given). The args are made here, so the `build` fixture's key is their value: a change
+    that restates a default (`protect=True`) shares the default's build."""
+    built = args(**kw)
+
     def fn() -> None:
         opts = None
         if region:
             provider = aws.Provider("aws-test", region=region)
             opts = pulumi.ResourceOptions(providers={"aws": provider})
-        db = Database("db", args(**kw), opts)
+        db = Database("db", built, opts)
         pulumi.export("arn", db.arn)
         pulumi.export("endpoint", db.endpoint)
         pulumi.export("secret", db.master_user_secret_arn)
