@@ -38,8 +38,13 @@ def args(**changes) -> EdgeArgs:
 
 
 def edge(**changes):
+    """The program building Edge over `args(**changes)`. The args are made here, so the
+    `build` fixture's key is their value: programs of equal args (test_preflight_cloudflare's
+    too) share one build."""
+    built = args(**changes)
+
     def fn() -> None:
-        Edge("e", args(**changes))
+        Edge("e", built)
     return fn
 
 
