@@ -76,6 +76,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.enable()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.pluginmanager.hasplugin("dsession"):
+        gc.enable()  # pytest-xdist's controller: it collects nothing, its workers do
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     gc.enable()  # a collection that failed never reached pytest_collection_finish
 
